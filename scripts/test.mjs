@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// Runs the compiled tests (`*.test.js` under each package's dist/) with Node's
+// own test runner, in one invocation so the summary covers everything and the
+// exit code is non-zero on any failure. Usage: node scripts/test.mjs [package…]
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(fileURLToPath(import.meta.url), '../..');
+const all = ['core', 'runner', 'server', 'mcp', 'web', 'sandbox', 'cli'];
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const extra = process.argv.slice(2).filter((a) => a.startsWith('-'));
+const packages = wanted.length > 0 ? wanted : all;
+for (const p of packages) {
+  if (!all.includes(p)) {
+    console.error(`test: unknown package "${p}" (known: ${all.join(', ')})`);
+    process.exit(2);
+  }
+}
+
+function collect(dir, out) {
+  if (!existsSync(dir)) return out;
+  for (const name of readdirSync(dir)) {
+    const full = join(dir, name);
+    if (statSync(full).isDirectory()) collect(full, out);
+    else if (name.endsWith('.test.js')) out.push(full);
+  }
+  return out;
+}
+
+const files = packages.flatMap((p) => collect(join(root, 'packages', p, 'dist'), []).sort());
+if (files.length === 0) {
+  console.error(`test: no compiled tests found for ${packages.join(', ')}; run "npm run build" first`);
+  process.exit(1);
+}
+console.log(`test: ${files.length} test files in ${packages.join(', ')}`);
+const res = spawnSync(
+  process.execPath,
+  ['--test', '--test-reporter=spec', '--test-concurrency=2', ...extra, ...files],
+  { stdio: 'inherit', cwd: root, env: { ...process.env, AIRLOCK_REPO_ROOT: root } },
+);
+process.exit(res.status ?? 1);
