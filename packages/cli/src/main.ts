@@ -1,0 +1,63 @@
+import { AirlockError, AIRLOCK_VERSION } from '@airlock/core';
+import { Command, CommanderError } from 'commander';
+import { registerActionCommands } from './commands/action.js';
+import { registerAuditCommands } from './commands/audit.js';
+import { registerPackCommands } from './commands/pack.js';
+import { registerRunnerCommands } from './commands/runner.js';
+import { registerLaterCommands } from './commands/later.js';
+import { registerUpCommand } from './commands/up.js';
+import { ExitCode } from './exit-codes.js';
+
+/** Build the `airlock` program. Exported for tests, which drive it in-process. */
+export function buildProgram(): Command {
+  const program = new Command('airlock')
+    .description(
+      'Safe hands for AI agents: declared actions on real hosts and microVM sandboxes for code,\n' +
+        'under one policy, approval and audit envelope.',
+    )
+    .version(AIRLOCK_VERSION, '-V, --version', 'print the airlock version')
+    .helpOption('-h, --help', 'show help for a command')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ sortSubcommands: false, showGlobalOptions: true })
+    .addHelpText(
+      'after',
+      `
+Environment:
+  AIRLOCK_HOME     data directory (default ~/.airlock)
+
+Examples:
+  airlock pack validate packs/linux-core
+  airlock action run linux.uptime --reason "smoke test"
+  airlock audit verify
+
+Docs: docs/architecture.md, docs/action-packs.md, docs/security-model.md`,
+    );
+  registerUpCommand(program);
+  registerPackCommands(program);
+  registerActionCommands(program);
+  registerRunnerCommands(program);
+  registerAuditCommands(program);
+  registerLaterCommands(program);
+  return program;
+}
+
+/** Run the CLI; returns the process exit code. Errors print as `airlock: <code>: <message>`. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv as string[]);
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version exit through here with code 0.
+      return e.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    if (e instanceof AirlockError) {
+      process.stderr.write(`airlock: ${e.code}: ${e.message}\n`);
+      return ExitCode.failure;
+    }
+    process.stderr.write(`airlock: internal: ${(e as Error)?.stack ?? String(e)}\n`);
+    return ExitCode.internal;
+  }
+}

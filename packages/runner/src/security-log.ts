@@ -1,0 +1,180 @@
+import {
+  closeSync,
+  constants,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+  ftruncateSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
+import { AirlockError, type AuditEvent, type AuditEventFields, appendEvent, parseJsonl, verifyChain } from '@airlock/core';
+
+/** How long to wait for another process holding the log lock before giving up. */
+const LOCK_TIMEOUT_MS = 10_000;
+const TAIL_WINDOW = 256 * 1024;
+
+interface Head {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/**
+ * The runner's append-only, hash-chained JSONL security log. Each append is written and
+ * `fsync`ed before it returns, so a result is never reported for an event that could be
+ * lost. Appends from several processes (a runner and `airlock action run`) are serialised
+ * with a lock file; the head is re-read under the lock whenever the file grew elsewhere.
+ */
+export class SecurityLog {
+  readonly path: string;
+  private head: Head | null = null;
+  private knownSize = -1;
+
+  constructor(path: string) {
+    this.path = path;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  }
+
+  /** Append one event; returns it (with its hash) once it is durable. */
+  append(fields: AuditEventFields): AuditEvent {
+    return this.withLock(() => {
+      const fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND, 0o600);
+      try {
+        const size = statSync(this.path).size;
+        if (size !== this.knownSize) this.head = this.readHead(fd, size);
+        const event = appendEvent(this.head, fields);
+        const line = `${JSON.stringify(event)}\n`;
+        writeSync(fd, line);
+        fsyncSync(fd);
+        this.head = { seq: event.seq, hash: event.hash };
+        this.knownSize = size + Buffer.byteLength(line);
+        return event;
+      } finally {
+        closeSync(fd);
+      }
+    });
+  }
+
+  /** The current head, or null for an empty log. */
+  currentHead(): Head | null {
+    return this.withLock(() => {
+      const fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT, 0o600);
+      try {
+        const size = statSync(this.path).size;
+        this.head = this.readHead(fd, size);
+        this.knownSize = statSync(this.path).size;
+        return this.head;
+      } finally {
+        closeSync(fd);
+      }
+    });
+  }
+
+  /**
+   * Find the head from the file's tail. A torn last line (a crash mid-write, so never
+   * reported as durable) is moved aside to `<log>.torn-<time>` and cut off, so the chain
+   * continues from the last complete event.
+   */
+  private readHead(fd: number, size: number): Head | null {
+    if (size === 0) return null;
+    const start = Math.max(0, size - TAIL_WINDOW);
+    const buf = Buffer.alloc(size - start);
+    readSync(fd, buf, 0, buf.length, start);
+    let text = buf.toString('utf8');
+    if (!text.endsWith('\n')) {
+      const cut = text.lastIndexOf('\n');
+      const tornFrom = start + cut + 1;
+      const torn = text.slice(cut + 1);
+      const aside = `${this.path}.torn-${Date.now()}`;
+      const afd = openSync(aside, 'w', 0o600);
+      writeSync(afd, torn);
+      fsyncSync(afd);
+      closeSync(afd);
+      ftruncateSync(fd, tornFrom);
+      fsyncSync(fd);
+      text = text.slice(0, cut + 1);
+    }
+    const lines = text.split('\n').filter((l) => l.length > 0);
+    const last = lines[lines.length - 1];
+    if (last === undefined) return null;
+    let ev: unknown;
+    try {
+      ev = JSON.parse(last);
+    } catch {
+      throw new AirlockError('audit_chain_broken', `${this.path}: last line is not JSON; run "airlock audit verify"`);
+    }
+    const e = ev as { seq?: unknown; hash?: unknown };
+    if (typeof e.seq !== 'number' || typeof e.hash !== 'string') {
+      throw new AirlockError('audit_chain_broken', `${this.path}: last line is not an audit event`);
+    }
+    return { seq: e.seq, hash: e.hash };
+  }
+
+  private withLock<T>(fn: () => T): T {
+    const lock = `${this.path}.lock`;
+    const deadline = Date.now() + LOCK_TIMEOUT_MS;
+    for (;;) {
+      try {
+        const fd = openSync(lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+        writeSync(fd, String(process.pid));
+        closeSync(fd);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        if (lockHolderIsGone(lock)) {
+          // A holder that died (kill -9) leaves its lock behind; its pid is not running.
+          rmQuiet(lock);
+          continue;
+        }
+        if (Date.now() > deadline) {
+          throw new AirlockError('internal', `${lock}: lock held by another process for over ${LOCK_TIMEOUT_MS} ms`);
+        }
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      }
+    }
+    try {
+      return fn();
+    } finally {
+      rmQuiet(lock);
+    }
+  }
+}
+
+function lockHolderIsGone(lock: string): boolean {
+  let pid: number;
+  try {
+    pid = Number.parseInt(readFileSync(lock, 'utf8'), 10);
+  } catch {
+    return false; // being written or already gone; retry
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+function rmQuiet(p: string): void {
+  try {
+    unlinkSync(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+
+/** Verify a security log file. */
+export function verifyLogFile(path: string): ReturnType<typeof verifyChain> & { readonly parseErrors: number } {
+  const text = readFileSync(path, 'utf8');
+  const parsed = parseJsonl(text);
+  const firstBad = parsed.errors[0];
+  if (firstBad !== undefined) {
+    return { ok: false, index: firstBad.line - 1, reason: 'malformed', message: firstBad.message, parseErrors: parsed.errors.length };
+  }
+  return { ...verifyChain(parsed.events), parseErrors: 0 };
+}
