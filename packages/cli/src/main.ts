@@ -12,7 +12,7 @@ import { ExitCode } from './exit-codes.js';
 export function buildProgram(): Command {
   const program = new Command('airlock')
     .description(
-      'Safe hands for AI agents: declared actions on real hosts and microVM sandboxes for code,\n' +
+      'Safe hands for AI agents: declared actions on real hosts and microVM sandboxes for code, ' +
         'under one policy, approval and audit envelope.',
     )
     .version(AIRLOCK_VERSION, '-V, --version', 'print the airlock version')

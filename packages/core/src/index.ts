@@ -1,3 +1,41 @@
+// The public surface of @airlock/core: pure logic, no I/O. Each area keeps its own curated
+// index; this file lists what other packages may use.
+export {
+  type ArgError,
+  type ArgValue,
+  checkAbsolutePath,
+  formatArgErrors,
+  formatDuration,
+  isUnderPrefix,
+  parseDuration,
+  type ValidateArgsOptions,
+  type ValidateArgsResult,
+  validateArgs,
+} from './args/index.js';
+export { type RenderError, type RenderResult, renderArgv } from './argv/index.js';
+export {
+  AUDIT_EVENT_VERSION,
+  AUDIT_STATUSES,
+  type AuditEvent,
+  type AuditEventBody,
+  type AuditEventFields,
+  type AuditPrincipal,
+  type AuditStatus,
+  appendEvent,
+  auditEventShapeError,
+  auditHashInput,
+  canonicalJson,
+  type ChainHead,
+  digestArgs,
+  GENESIS_HASH,
+  hashEvent,
+  type ParsedJsonl,
+  parseJsonl,
+  type TamperReason,
+  type VerifyOptions,
+  type VerifyResult,
+  verifyChain,
+} from './audit/index.js';
 export {
   AirlockError,
   ERROR_CODES,
@@ -9,3 +47,61 @@ export {
   WireError,
 } from './errors.js';
 export { isSha256Digest, type PackFile, packHash, packListing, sha256Digest, sha256Hex } from './hash/index.js';
+export {
+  BUILTIN_LIMITS,
+  type BuiltinLimit,
+  type ClampResult,
+  clampLimits,
+  type EffectiveLimits,
+  isLimitName,
+  LIMIT_NAMES,
+  type LimitClamp,
+  type LimitName,
+} from './limits/index.js';
+export {
+  type ActionExample,
+  type ActionKind,
+  type ActionSpec,
+  type ArgSpec,
+  actionSpecJsonSchema,
+  formatSpecError,
+  loadPackFromFiles,
+  type Pack,
+  type PackFileDigest,
+  type PackInputFile,
+  type PackManifest,
+  packManifestJsonSchema,
+  parseActionSpec,
+  parsePackManifest,
+  type RedactRuleSpec,
+  type ResolvedLimits,
+  type Risk,
+  type ScriptSpec,
+  type SpecError,
+  type SpecResult,
+} from './pack/index.js';
+export {
+  BUILTIN_RULES,
+  createRedactor,
+  type RedactionRule,
+  type RedactionRuleSpec,
+  type Redactor,
+  redactValue,
+} from './redaction/index.js';
+export { AIRLOCK_VERSION } from './version.js';
+export {
+  type ClampRecord,
+  encodeMessage,
+  type HelloMessage,
+  MAX_FRAME_BYTES,
+  type ParseMessageResult,
+  PROTOCOL_VERSION,
+  parseMessage,
+  type ResultMessage,
+  type RunActionMessage,
+  WIRE_MESSAGE_TYPES,
+  type WireFrameError,
+  type WireMessage,
+  type WireMessageType,
+  wireJsonSchemas,
+} from './wire/index.js';

@@ -19,65 +19,78 @@ export const CANONICAL_MAX_DEPTH = 1000;
  * instances: their `toJSON` would make the digest depend on code, not data).
  */
 export function canonicalJson(value: unknown): string {
-  return encode(value, '$', 0, new Set());
+  return new Encoder().encode(value, 0);
 }
 
-function fail(path: string, what: string): never {
-  throw new AirlockError('internal', `canonicalJson: ${what} at ${path}`, { path });
-}
+/**
+ * One encoding pass. The path to the current value is a stack of keys, turned into text only
+ * when refusing: building path strings for every value would dominate the cost of hashing.
+ */
+class Encoder {
+  private readonly path: (string | number)[] = [];
+  private readonly ancestors = new Set<object>();
 
-function encode(value: unknown, path: string, depth: number, ancestors: Set<object>): string {
-  switch (typeof value) {
-    case 'string':
-      return JSON.stringify(value);
-    case 'number':
-      if (!Number.isFinite(value)) fail(path, `non-finite number ${String(value)}`);
-      return JSON.stringify(value);
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'object': {
-      if (value === null) return 'null';
-      if (depth >= CANONICAL_MAX_DEPTH) fail(path, `nesting deeper than ${CANONICAL_MAX_DEPTH}`);
-      if (ancestors.has(value)) fail(path, 'cycle');
-      ancestors.add(value);
-      try {
-        return Array.isArray(value)
-          ? encodeArray(value, path, depth, ancestors)
-          : encodeObject(value, path, depth, ancestors);
-      } finally {
+  encode(value: unknown, depth: number): string {
+    switch (typeof value) {
+      case 'string':
+        return JSON.stringify(value);
+      case 'number':
+        if (!Number.isFinite(value)) this.fail(`non-finite number ${String(value)}`);
+        return JSON.stringify(value);
+      case 'boolean':
+        return value ? 'true' : 'false';
+      case 'object': {
+        if (value === null) return 'null';
+        if (depth >= CANONICAL_MAX_DEPTH) this.fail(`nesting deeper than ${CANONICAL_MAX_DEPTH}`);
+        if (this.ancestors.has(value)) this.fail('cycle');
+        this.ancestors.add(value);
+        const out = Array.isArray(value) ? this.encodeArray(value, depth) : this.encodeObject(value, depth);
         // Only ancestors count: the same object referenced twice side by side is not a cycle.
-        ancestors.delete(value);
+        this.ancestors.delete(value);
+        return out;
       }
+      default:
+        return this.fail(`unsupported value of type ${typeof value}`);
     }
-    default:
-      return fail(path, `unsupported value of type ${typeof value}`);
   }
-}
 
-function encodeArray(value: readonly unknown[], path: string, depth: number, ancestors: Set<object>): string {
-  const parts: string[] = [];
-  for (let i = 0; i < value.length; i++) {
-    const item = value[i];
-    // JSON.stringify would write null here; that changes the data, so refuse instead.
-    if (item === undefined) fail(`${path}[${i}]`, 'undefined array element');
-    parts.push(encode(item, `${path}[${i}]`, depth + 1, ancestors));
+  private encodeArray(value: readonly unknown[], depth: number): string {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      this.path.push(i);
+      // JSON.stringify would write null here; that changes the data, so refuse instead.
+      if (item === undefined) this.fail('undefined array element');
+      out += (i === 0 ? '' : ',') + this.encode(item, depth + 1);
+      this.path.pop();
+    }
+    return `${out}]`;
   }
-  return `[${parts.join(',')}]`;
-}
 
-function encodeObject(value: object, path: string, depth: number, ancestors: Set<object>): string {
-  const proto: unknown = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) {
-    const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
-    fail(path, `unsupported object ${typeof name === 'string' ? name : '(unknown class)'}`);
+  private encodeObject(value: object, depth: number): string {
+    const proto: unknown = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
+      this.fail(`unsupported object ${typeof name === 'string' ? name : '(unknown class)'}`);
+    }
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record).sort();
+    let out = '{';
+    let first = true;
+    for (const key of keys) {
+      const item = record[key];
+      if (item === undefined) continue;
+      this.path.push(key);
+      out += `${first ? '' : ','}${JSON.stringify(key)}:${this.encode(item, depth + 1)}`;
+      this.path.pop();
+      first = false;
+    }
+    return `${out}}`;
   }
-  const record = value as Record<string, unknown>;
-  const keys = Object.keys(record).sort();
-  const parts: string[] = [];
-  for (const key of keys) {
-    const item = record[key];
-    if (item === undefined) continue;
-    parts.push(`${JSON.stringify(key)}:${encode(item, `${path}.${key}`, depth + 1, ancestors)}`);
+
+  private fail(what: string): never {
+    let where = '$';
+    for (const p of this.path) where += typeof p === 'number' ? `[${p}]` : `.${p}`;
+    throw new AirlockError('internal', `canonicalJson: ${what} at ${where}`, { path: where });
   }
-  return `{${parts.join(',')}}`;
 }

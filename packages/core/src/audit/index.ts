@@ -15,4 +15,11 @@ export {
   GENESIS_HASH,
   hashEvent,
 } from './event.js';
-export { type ParsedJsonl, parseJsonl, type TamperReason, type VerifyOptions, type VerifyResult, verifyChain } from './verify.js';
+export {
+  type ParsedJsonl,
+  parseJsonl,
+  type TamperReason,
+  type VerifyOptions,
+  type VerifyResult,
+  verifyChain,
+} from './verify.js';

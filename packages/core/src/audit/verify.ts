@@ -130,7 +130,11 @@ export function verifyChain(events: readonly unknown[], opts: VerifyOptions = {}
     const want = opts.expectedHead;
     const at = want.seq - startSeq;
     if (at >= count) {
-      return fail(count, 'truncated', `expected head seq ${want.seq} not reached; the chain ends at seq ${expectedSeq - 1}`);
+      return fail(
+        count,
+        'truncated',
+        `expected head seq ${want.seq} not reached; the chain ends at seq ${expectedSeq - 1}`,
+      );
     }
     const have = at >= 0 ? field(events[at], 'hash') : undefined;
     if (have !== want.hash) {

@@ -104,7 +104,13 @@ const argSpec = z.discriminatedUnion('type', [
   z.strictObject({ ...common, ...stringFields, default: z.string().optional() }),
   z.strictObject({ ...common, ...integerFields, default: z.number().int().optional() }),
   z.strictObject({ ...common, type: z.literal('boolean'), default: z.boolean().optional() }),
-  z.strictObject({ ...common, type: z.literal('duration'), min: duration, max: duration, default: duration.optional() }),
+  z.strictObject({
+    ...common,
+    type: z.literal('duration'),
+    min: duration,
+    max: duration,
+    default: duration.optional(),
+  }),
   z.strictObject({ ...common, ...pathFields, default: z.string().optional() }),
   z.strictObject({
     ...common,
@@ -127,6 +133,7 @@ const argvElement = z.union([
   z
     .strictObject({
       if: z.string().regex(ARG_NAME_RE, 'must be an argument name'),
+      // biome-ignore lint/suspicious/noThenProperty: `then` is the format's field name; its value is a list, never callable.
       then: z.array(z.string()).min(1).max(64),
     })
     .meta({ description: 'Included only when argument `if` is present (and true, for a boolean).' }),
@@ -147,7 +154,9 @@ export const ActionSpecSchema = z
         interpreter: z.string().min(1).max(1024).optional().meta({ description: 'Binary looked up on PATH.' }),
       })
       .optional(),
-    args: z.record(z.string().regex(ARG_NAME_RE, 'argument names must match ^[a-z][a-z0-9_]{0,31}$'), argSpec).optional(),
+    args: z
+      .record(z.string().regex(ARG_NAME_RE, 'argument names must match ^[a-z][a-z0-9_]{0,31}$'), argSpec)
+      .optional(),
     limits: z.strictObject(limitsFields).optional(),
     env: z.array(z.string().regex(ENV_NAME_RE, 'must be an environment variable name')).max(128).optional(),
     set_env: z

@@ -78,6 +78,12 @@ export function parseYamlText(text: string, file: string): YamlParse {
   } catch (e) {
     return { ok: false, errors: [{ file, path: '', message: `invalid YAML: ${(e as Error).message}` }] };
   }
+  // `__proto__` survives YAML as an own key, but copying it into a fresh object (as the
+  // schema layer does) would set that object's prototype instead. Refuse it up front.
+  const proto = findProtoKey(data, []);
+  if (proto !== undefined) {
+    return { ok: false, errors: [{ file, path: formatSpecPath(proto), message: 'the key __proto__ is not allowed' }] };
+  }
   const locate = (path: SpecPath): { line: number; col: number } | undefined => {
     for (let n = path.length; n >= 0; n--) {
       const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
@@ -86,6 +92,23 @@ export function parseYamlText(text: string, file: string): YamlParse {
     return undefined;
   };
   return { ok: true, data, sink: new SpecErrorSink(file, locate) };
+}
+
+function findProtoKey(v: unknown, path: (string | number)[]): SpecPath | undefined {
+  if (v === null || typeof v !== 'object') return undefined;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const found = findProtoKey(v[i], [...path, i]);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  for (const key of Object.keys(v)) {
+    if (key === '__proto__') return [...path, key];
+    const found = findProtoKey((v as Record<string, unknown>)[key], [...path, key]);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /** Short description of a value for messages, bounded so huge inputs do not flood logs. */
@@ -144,7 +167,9 @@ function addIssue(sink: SpecErrorSink, issue: Issue, base: SpecPath): void {
         return;
       }
       // Report the branch that got furthest: one that failed on more than its top-level type.
-      const deep = issue.errors.filter((branch) => !branch.every((i) => i.code === 'invalid_type' && i.path.length === 0));
+      const deep = issue.errors.filter(
+        (branch) => !branch.every((i) => i.code === 'invalid_type' && i.path.length === 0),
+      );
       if (deep.length === 1) {
         addZodIssues(sink, deep[0] ?? [], path);
         return;
@@ -179,6 +204,10 @@ function addIssue(sink: SpecErrorSink, issue: Issue, base: SpecPath): void {
       return;
     }
     case 'invalid_value':
+      if (issue.input === undefined) {
+        sink.add(path, 'required');
+        return;
+      }
       sink.add(path, `must be one of: ${issue.values.map(String).join(', ')} (got ${describeValue(issue.input)})`);
       return;
     default:

@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// The installed `airlock` command. A committed shim (not a build output) so that npm links
+// it at install time, before the first build; it loads the compiled CLI.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const main = new URL('../dist/main.js', import.meta.url);
+if (!existsSync(fileURLToPath(main))) {
+  process.stderr.write('airlock: the CLI is not built yet; run "npm run build" (or "npm start") in the airlock folder first\n');
+  process.exit(70);
+}
+const { main: run } = await import(main.href);
+process.exitCode = await run(process.argv);

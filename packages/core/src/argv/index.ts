@@ -1,0 +1,1 @@
+export { type RenderError, type RenderResult, renderArgv } from './render.js';
