@@ -770,6 +770,16 @@ static void boot(void) {
   mkdir("/proc", 0755);
   mkdir("/sys", 0755);
   mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+  /* The initramfs has no /dev/console node, so the kernel started us without fds 0-2. */
+  if (fcntl(2, F_GETFD) < 0) {
+    int c = open("/dev/console", O_RDWR);
+    if (c >= 0) {
+      dup2(c, 0);
+      dup2(c, 1);
+      dup2(c, 2);
+      if (c > 2) close(c);
+    }
+  }
   mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);

@@ -18,6 +18,8 @@ export function buildProgram(): Command {
     .version(AIRLOCK_VERSION, '-V, --version', 'print the airlock version')
     .helpOption('-h, --help', 'show help for a command')
     .showHelpAfterError('(run with --help for usage)')
+    // Set before subcommands are added: commander copies it into each one at creation.
+    .exitOverride()
     .configureHelp({ sortSubcommands: false, showGlobalOptions: true })
     .addHelpText(
       'after',
@@ -44,7 +46,6 @@ Docs: docs/architecture.md, docs/action-packs.md, docs/security-model.md`,
 /** Run the CLI; returns the process exit code. Errors print as `airlock: <code>: <message>`. */
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync(argv as string[]);
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;

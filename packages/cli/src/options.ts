@@ -24,7 +24,8 @@ export function positiveInt(flag: string, max: number) {
 
 /** The runner config from `--config FILE`, `$AIRLOCK_RUNNER_CONFIG`, or the defaults. */
 export function runnerConfigFrom(opts: { config?: string }): RunnerConfig {
-  return loadRunnerConfig(opts.config ?? process.env['AIRLOCK_RUNNER_CONFIG']);
+  const fromEnv = process.env['AIRLOCK_RUNNER_CONFIG'];
+  return loadRunnerConfig(opts.config ?? (fromEnv === '' ? undefined : fromEnv));
 }
 
 /** Print data as JSON or through a human formatter. */

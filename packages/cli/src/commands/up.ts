@@ -26,7 +26,7 @@ export function registerUpCommand(program: Command): void {
       for (const p of state.packs) out(`  ${p.name.padEnd(14)} ${p.hash.slice(0, 23)}…  ${p.actions.length} actions`);
       for (const f of state.failures) out(`  FAILED ${f.dir}: ${f.errors.join('; ')}`);
       out(`security log: ${config.logPath}`);
-      const smoke = catalog.findAction('showcase.host') !== undefined ? 'showcase.host' : 'linux.uptime';
+      const smoke = catalog.findAction('showcase.host_summary') !== undefined ? 'showcase.host_summary' : 'linux.uptime';
       const res = await engine.run({
         requestId: randomUUID(),
         action: smoke,

@@ -174,10 +174,42 @@ function prepareExtra(spec: RedactionRuleSpec, taken: Set<string>): PreparedRule
   return { rule, keywords };
 }
 
+const MARKER = /\[REDACTED:[a-z0-9_]+\]/g;
+
+/** Spans of the `[REDACTED:…]` markers already in `text`, as [start, end) pairs. */
+function markerSpans(text: string): number[] {
+  const spans: number[] = [];
+  MARKER.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = MARKER.exec(text)) !== null) spans.push(m.index, m.index + m[0].length);
+  return spans;
+}
+
+/**
+ * True when replacing [start, end) would cut into an existing marker or re-redact nothing but markers.
+ * This makes idempotence and stable labels a property of the engine rather than of every pattern.
+ */
+function touchesMarkerOnly(text: string, spans: readonly number[], start: number, end: number): boolean {
+  let rest = '';
+  let cursor = start;
+  for (let k = 0; k < spans.length; k += 2) {
+    const ms = spans[k] as number;
+    const me = spans[k + 1] as number;
+    if (me <= start || ms >= end) continue;
+    if (ms < start || me > end) return true;
+    rest += text.slice(cursor, ms);
+    cursor = me;
+  }
+  if (cursor === start) return false;
+  rest += text.slice(cursor, end);
+  return !/[A-Za-z0-9]/.test(rest);
+}
+
 /** Replaces every match of one rule; returns null when nothing matched. */
 function applyRule(rule: CompiledRule, text: string): string | null {
   const re = rule.re;
   re.lastIndex = 0;
+  const spans = text.includes('[REDACTED:') ? markerSpans(text) : null;
   let out = '';
   let last = 0;
   let changed = false;
@@ -202,6 +234,7 @@ function applyRule(rule: CompiledRule, text: string): string | null {
       }
       if (end === start) continue;
     }
+    if (spans !== null && touchesMarkerOnly(text, spans, start, end)) continue;
     out += text.slice(last, start) + rule.marker;
     last = end;
     changed = true;

@@ -30,7 +30,7 @@ const r = String.raw;
  * Values that are already masked or are references/literals rather than secret material. Shared by the
  * generic key/value rules; requires the `i` flag. Kept in one place so negatives stay consistent.
  */
-const NOT_MASK = r`(?!\\?["']?(?:\[REDACTED|\[(?:hidden|filtered|masked|secret|sensitive|omitted)\]|<[^>\s]*>|\*{3,}|x{6,}(?![\w-])|\$\{|\$\(|\$[a-z_]|\{\{|%\(|%[a-z_]+%|(?:null|nil|none|true|false|undefined|redacted|hidden|masked|filtered|sensitive|omitted|unset|n\/a)(?![\w.+\/=-])|\/[\w.-]+\/|~\/|\.\.?\/|\d+ bytes))`;
+const NOT_MASK = r`(?!\\?["']?(?:\[REDACTED|-----BEGIN|\((?:sensitive|hidden|redacted)|[^\s"'*]{0,12}\*{4,}|\[(?:hidden|filtered|masked|secret|sensitive|omitted)\]|<[^>\s]*>|\*{3,}|x{6,}(?![\w-])|\$\{|\$\(|\$[a-z_]|\{\{|%\(|%[a-z_]+%|(?:null|nil|none|true|false|undefined|redacted|hidden|masked|filtered|sensitive|omitted|unset|n\/a)(?![\w.+\/=-])|\/[\w.-]+\/|~\/|\.\.?\/|\d+ bytes))`;
 
 /** Key endings that name a password. `pass`/`pwd` alone are too common (`pass=3 fail=0`, `PWD=/home`). */
 const PASSWORD_KEY = r`(?:pass(?:word|wd|phrase)|[_.-]pwd|[_.-]pass)`;
@@ -524,7 +524,7 @@ export const BUILTIN_RULES: readonly RedactionRule[] = Object.freeze(
       {
         name: 'telegram_bot_token',
         description: 'Telegram bot token.',
-        pattern: r`\b\d{8,10}:AA[\w-]{33}(?![\w-])`,
+        pattern: r`(?<!\d)\d{8,10}:AA[\w-]{33}(?![\w-])`,
         keywords: [':aa'],
       },
       {
@@ -616,12 +616,6 @@ export const BUILTIN_RULES: readonly RedactionRule[] = Object.freeze(
       },
       // ---- generic token shapes -----------------------------------------------------------------------
       {
-        name: 'jwt',
-        description: 'JSON Web Token (header.payload.signature, base64url JSON).',
-        pattern: r`\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]*`,
-        keywords: ['eyj'],
-      },
-      {
         name: 'kubernetes_bootstrap_token',
         description: 'kubeadm bootstrap token (abcdef.0123456789abcdef) after a token flag or key.',
         pattern: r`token\\?["']?(?:\s*[:=]\s*|\s+)\\?["']?(?<secret>[a-z0-9]{6}\.[a-z0-9]{16})\b`,
@@ -645,21 +639,21 @@ export const BUILTIN_RULES: readonly RedactionRule[] = Object.freeze(
       {
         name: 'bearer_token',
         description: 'Bearer token in an Authorization header, or a long token after the word Bearer.',
-        pattern: r`authorization\\?["']?\s*[:=]\s*\\?["']?bearer\s+(?!\[REDACTED)(?<secret>[\w.~+\/-]{6,}=*)|\bbearer\s+(?!\[REDACTED)(?<secret_bare>[\w.~+\/-]{16,}=*)`,
+        pattern: r`authorization\\?["']?\s*[:=]\s*\\?["']?bearer\s+${NOT_MASK}(?<secret>[\w.~+\/-]{6,}=*)|\bbearer\s+${NOT_MASK}(?<secret_bare>[\w.~+\/-]{16,}=*)`,
         flags: 'i',
         keywords: ['bearer'],
       },
       {
         name: 'authorization_header',
         description: 'Credentials of an Authorization header with another scheme (token, apikey, Negotiate, …).',
-        pattern: r`authorization\\?["']?\s*[:=]\s*\\?["']?(?:(?!basic|bearer|digest|aws4-)[a-z][\w-]*\s+)?(?!\[REDACTED|basic|bearer|digest|aws4-)(?<secret>[^\s"',\\]{12,})`,
+        pattern: r`authorization\\?["']?\s*[:=]\s*\\?["']?(?:(?!basic|bearer|digest|aws4-)[a-z][\w-]*\s+)?(?!basic|bearer|digest|aws4-)${NOT_MASK}(?<secret>[^\s"',\\]{12,})`,
         flags: 'i',
         keywords: ['authorization'],
       },
       {
         name: 'api_key_header',
         description: 'Value of an API key / token header (X-API-Key, PRIVATE-TOKEN, X-Vault-Token, …).',
-        pattern: r`\b(?:x-api-key|api-key|x-apikey|apikey|x-auth-token|x-access-token|private-token|job-token|x-vault-token|x-goog-api-key|ocp-apim-subscription-key|x-functions-key|x-api-token|x-figma-token|x-shopify-access-token|x-consul-token|x-nomad-token)\\?["']?\s*:\s*\\?["']?(?!\[REDACTED)(?<secret>[^\s"',\\]{6,})`,
+        pattern: r`\b(?:x-api-key|api-key|x-apikey|apikey|x-auth-token|x-access-token|private-token|job-token|x-vault-token|x-goog-api-key|ocp-apim-subscription-key|x-functions-key|x-api-token|x-figma-token|x-shopify-access-token|x-consul-token|x-nomad-token)\\?["']?\s*:\s*${NOT_MASK}(?<secret>[^\s"',\\]{6,})`,
         flags: 'i',
         keywords: ['api-key', 'apikey', '-token', 'subscription-key', 'functions-key'],
       },
@@ -677,11 +671,17 @@ export const BUILTIN_RULES: readonly RedactionRule[] = Object.freeze(
         flags: 'i',
         keywords: ['cookie'],
       },
+      {
+        name: 'jwt',
+        description: 'JSON Web Token (header.payload.signature, base64url JSON).',
+        pattern: r`\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]*`,
+        keywords: ['eyj'],
+      },
       // ---- command lines ------------------------------------------------------------------------------
       {
         name: 'curl_user_password',
         description: 'Password of curl -u / --user / --proxy-user user:password.',
-        pattern: r`\bcurl\b[^\r\n]{0,400}?\s(?:-u|--user|--proxy-user)[\s=]+["']?[^\s:"']+:(?<secret>[^\s"']+)`,
+        pattern: r`\bcurl\b[^\r\n]{0,400}?\s(?:-u|--user|--proxy-user)[\s=]+["']?[^\s:"'[]+:(?<secret>[^\s"']+)`,
         keywords: ['curl'],
       },
       {
@@ -759,7 +759,7 @@ export const BUILTIN_RULES: readonly RedactionRule[] = Object.freeze(
       {
         name: 'url_password',
         description: 'Password in the userinfo of a URL (scheme://user:password@host).',
-        pattern: r`:\/\/[^\s:\/@]*:(?!\[REDACTED)(?<secret>[^\s\/?#]+)@`,
+        pattern: r`:\/\/[^\s:\/@[\]]*:(?!\[REDACTED)(?<secret>[^\s\/?#]+)@`,
         keywords: ['://'],
       },
       {

@@ -29,7 +29,10 @@ export function downloadDeb(name: string, dir: string): string {
   let hit = find();
   if (!hit) {
     try {
-      run('apt-get', ['download', '-q', name], dir);
+      // Name the archive's newest version: a locally installed build from another source
+      // (say, a vendor's nodejs) would otherwise be what apt tries to fetch.
+      const newest = /^\s*\S+\s*\|\s*(\S+)\s*\|/m.exec(run('apt-cache', ['madison', name]))?.[1];
+      run('apt-get', ['download', '-q', newest ? `${name}=${newest}` : name], dir);
     } catch (e) {
       throw new SandboxError('image_build_failed', `${(e as Error).message}\n(if the package is unknown, refresh the lists with "apt-get update")`);
     }
