@@ -17,6 +17,7 @@ export function prng(seed) {
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const HEXC = '0123456789abcdef';
 
+/** Deterministic mixed log of about `targetBytes`: ordinary lines plus ~1% carrying a secret. */
 export function makeLog(targetBytes, rand) {
   const pick = (arr) => arr[Math.floor(rand() * arr.length)];
   const int = (n) => Math.floor(rand() * n);
@@ -76,10 +77,15 @@ function naiveRegex() {
   return new RegExp(parts.join('|'), 'gi');
 }
 
-function time(fn) {
-  const t0 = performance.now();
-  const out = fn();
-  return { ms: performance.now() - t0, out };
+function best(passes, fn) {
+  let ms = Infinity;
+  let out;
+  for (let i = 0; i < passes; i++) {
+    const t0 = performance.now();
+    out = fn();
+    ms = Math.min(ms, performance.now() - t0);
+  }
+  return { ms, out };
 }
 
 /** Runs the benchmark; `quick` uses 5 MB instead of 100 MB. */
@@ -96,12 +102,14 @@ export async function bench({ quick = false } = {}) {
     lines[i].replace(naive, '[REDACTED]');
   }
 
-  const engine = time(() => {
+  // Best of three passes each: the machine is shared, and the best pass is the least disturbed one.
+  const passes = 3;
+  const engine = best(passes, () => {
     let hits = 0;
     for (const line of lines) if (redactor.redactLine(line).hits.length > 0) hits++;
     return hits;
   });
-  const baseline = time(() => {
+  const baseline = best(passes, () => {
     let hits = 0;
     for (const line of lines) {
       naive.lastIndex = 0;
@@ -122,7 +130,8 @@ export async function bench({ quick = false } = {}) {
     notes: [
       `${mb.toFixed(1)} MB, ${lines.length} lines, ~1% carrying a secret; one core, Node ${process.version}`,
       `${BUILTIN_RULES.length} built-in rules; lines redacted: engine ${engine.out}, naive ${baseline.out}`,
-      'MB/s counts UTF-16 code units of the lines plus one newline each, divided by 2^20',
+      'MB/s counts UTF-16 code units of the lines plus one newline each, divided by 2^20; best of 3 passes each',
+      'naive: all built-in patterns as one alternation (named groups made anonymous, flags gi), line.replace per line',
     ],
   };
 }

@@ -64,6 +64,8 @@ const SECRET_GROUP = /\(\?<(secret\w*)>/g;
 const EMPTY_HITS: readonly string[] = Object.freeze([]);
 /** Safety cap so a stray BEGIN line cannot swallow a whole long-running stream. */
 const MAX_BLOCK_LINES = 10_000;
+/** Bound on redaction passes over one line (two suffice in practice; the cap guards pathological input). */
+const MAX_ROUNDS = 4;
 
 function invalid(name: string, why: string): AirlockError {
   return new AirlockError('invalid_spec', `redaction rule "${name}": ${why}`, { rule: name });
@@ -383,17 +385,26 @@ export function createRedactor(extra: readonly RedactionRuleSpec[] = []): Redact
   const alwaysRules = [...new Set(always)].sort((a, b) => a - b);
 
   function redactLine(line: string): LineRedaction {
-    const found = index.collect(line, alwaysRules);
+    let found = index.collect(line, alwaysRules);
     if (found === null) return { text: line, hits: EMPTY_HITS };
     let text = line;
     let hits: string[] | undefined;
-    for (const i of found) {
-      const rule = rules[i] as CompiledRule;
-      const next = applyRule(rule, text);
-      if (next !== null) {
-        text = next;
-        (hits ??= []).push(rule.name);
+    // A replacement can remove what blocked another match (a marker has no '?', '#' or quote), so
+    // rerun until nothing changes: that makes redacting a redacted line a no-op.
+    for (let round = 0; round < MAX_ROUNDS && found !== null; round++) {
+      let changed = false;
+      for (const i of found) {
+        const rule = rules[i] as CompiledRule;
+        const next = applyRule(rule, text);
+        if (next !== null) {
+          text = next;
+          changed = true;
+          if (hits === undefined) hits = [rule.name];
+          else if (!hits.includes(rule.name)) hits.push(rule.name);
+        }
       }
+      if (!changed) break;
+      found = index.collect(text, alwaysRules);
     }
     return hits === undefined ? { text: line, hits: EMPTY_HITS } : { text, hits: Object.freeze(hits) };
   }
@@ -409,7 +420,8 @@ export function createRedactor(extra: readonly RedactionRuleSpec[] = []): Redact
         } else {
           remaining -= 1;
           const keep = blockPrefix !== '' && line.startsWith(blockPrefix) ? blockPrefix : '';
-          const text = line.trim() === '' ? line : `${keep}[REDACTED:${blockRule}]`;
+          const cr = line.endsWith('\r') ? '\r' : '';
+          const text = line.trim() === '' ? line : `${keep}[REDACTED:${blockRule}]${cr}`;
           return { text, hits: text === line ? EMPTY_HITS : Object.freeze([blockRule]) };
         }
       }

@@ -759,7 +759,7 @@ export const BUILTIN_RULES: readonly RedactionRule[] = Object.freeze(
       {
         name: 'url_password',
         description: 'Password in the userinfo of a URL (scheme://user:password@host).',
-        pattern: r`:\/\/[^\s:\/@[\]]*:(?!\[REDACTED)(?<secret>[^\s\/?#]+)@`,
+        pattern: r`:\/\/[^\s:\/@[\]]*:(?!\[REDACTED)(?<secret>[^\s\/?]+)@`,
         keywords: ['://'],
       },
       {
@@ -771,8 +771,8 @@ export const BUILTIN_RULES: readonly RedactionRule[] = Object.freeze(
       },
       {
         name: 'secret_yaml',
-        description: 'Scalar value of a YAML key whose name ends like a secret; the value must be one token or quoted.',
-        pattern: r`^\s*(?:-\s+)?["']?[\w.-]*?${ANY_SECRET_KEY}["']?\s*:\s+${NOT_MASK}(?:"(?<secret_dq>[^"\r\n]+)"|'(?<secret_sq>[^'\r\n]+)'|(?<secret>[^\s"'#|>!&*{\[%@\x60]\S*))\s*(?:\s#[^\r\n]*)?$`,
+        description: 'Value of a YAML key whose name ends like a secret: quoted anywhere, or a lone unquoted token ending the line.',
+        pattern: r`${ANY_SECRET_KEY}["']?\s*:\s+${NOT_MASK}(?:"(?<secret_dq>[^"\r\n]+)"|'(?<secret_sq>[^'\r\n]+)')|^(?:[\w.-]+\s*\|\s)?\s*(?:-\s+)?["']?[\w.-]*?${ANY_SECRET_KEY}["']?\s*:\s+${NOT_MASK}(?<secret>[^\s"'#|>!&*{\[%@\x60]\S*)\s*(?:\s#[^\r\n]*)?$`,
         flags: 'i',
         keywords: ['pass', 'pwd', 'secret', 'token', 'key', 'auth'],
       },

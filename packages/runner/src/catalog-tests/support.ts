@@ -1,7 +1,8 @@
 // Shared helpers of the catalog acceptance tests: where the real packs live, running
 // one action through the engine and collecting its output, free loopback ports, and
 // checks that the Debian binaries the service tests need are installed.
-import { existsSync } from 'node:fs';
+import { type ChildProcess, execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,4 +95,89 @@ export function requireBinaries(what: string, bins: readonly string[]): void {
 /** Sleep. */
 export function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** True while `pid` exists and is not a zombie. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Send `signal` to `pid`, wait up to `graceMs` for it to go, then SIGKILL. Never throws. */
+export async function stopPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<void> {
+  if (pid === undefined || pid <= 0 || !alive(pid)) return;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return;
+  }
+  const end = Date.now() + graceMs;
+  while (Date.now() < end) {
+    if (!alive(pid)) return;
+    await delay(50);
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** Stop a child we spawned (and wait for its exit event). Never throws. */
+export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<void> {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  await stopPid(child.pid, signal, graceMs);
+  await Promise.race([exited, delay(2000)]);
+}
+
+/** Run a setup command synchronously; throws with its output on failure. */
+export function sh(file: string, args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): string {
+  try {
+    return execFileSync(file, [...args], {
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+      timeout: 30_000,
+      ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
+      ...(opts.env === undefined ? {} : { env: opts.env }),
+      ...(opts.input === undefined ? {} : { input: opts.input }),
+    });
+  } catch (e) {
+    const err = e as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`${file} ${args.join(' ')} failed: ${err.message}\n${err.stdout ?? ''}${err.stderr ?? ''}`);
+  }
+}
+
+/** Poll `fn` until it returns true (errors count as false) or `timeoutMs` passes. */
+export async function pollUntil(fn: () => boolean | Promise<boolean>, timeoutMs: number, what: string, stepMs = 100): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      if (await fn()) return;
+    } catch (e) {
+      last = e;
+    }
+    await delay(stepMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : `: ${(last as Error).message}`}`);
+}
+
+/** Keep the last `max` characters a child wrote, for error messages. */
+export function captureOutput(child: ChildProcess, max = 8192): () => string {
+  let buf = '';
+  const add = (d: Buffer): void => {
+    buf = (buf + d.toString('utf8')).slice(-max);
+  };
+  child.stdout?.on('data', add);
+  child.stderr?.on('data', add);
+  return () => buf;
 }
