@@ -29,25 +29,50 @@ export function makeLog(targetBytes, rand) {
   const hex = (n) => str(HEXC, n);
   const uuid = () => `${hex(8)}-${hex(4)}-4${hex(3)}-a${hex(3)}-${hex(12)}`;
   const ip = () => `10.${int(256)}.${int(256)}.${int(256)}`;
-  const ts = () => `2024-03-${String(1 + int(28)).padStart(2, '0')}T${String(int(24)).padStart(2, '0')}:${String(int(60)).padStart(2, '0')}:${String(int(60)).padStart(2, '0')}.${String(int(1000)).padStart(3, '0')}Z`;
-  const paths = ['/api/v1/orders', '/api/v1/users', '/healthz', '/metrics', '/static/app.js', '/api/v2/search', '/login', '/cart'];
-  const pods = ['api-7d9f8b6c5-x2k4p', 'worker-5c8d7f9b4-q8zrt', 'redis-0', 'postgres-0', 'ingress-nginx-controller-6f7c9d-kk2l'];
+  const ts = () =>
+    `2024-03-${String(1 + int(28)).padStart(2, '0')}T${String(int(24)).padStart(2, '0')}:${String(int(60)).padStart(2, '0')}:${String(int(60)).padStart(2, '0')}.${String(int(1000)).padStart(3, '0')}Z`;
+  const paths = [
+    '/api/v1/orders',
+    '/api/v1/users',
+    '/healthz',
+    '/metrics',
+    '/static/app.js',
+    '/api/v2/search',
+    '/login',
+    '/cart',
+  ];
+  const pods = [
+    'api-7d9f8b6c5-x2k4p',
+    'worker-5c8d7f9b4-q8zrt',
+    'redis-0',
+    'postgres-0',
+    'ingress-nginx-controller-6f7c9d-kk2l',
+  ];
   const ordinary = [
-    () => `${ip()} - - [12/Mar/2024:10:${String(int(60)).padStart(2, '0')}:32 +0000] "GET ${pick(paths)}/${int(99999)}?page=${int(9)} HTTP/1.1" ${pick([200, 200, 200, 304, 404, 500])} ${int(90000)} "https://shop.example.com/catalog" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0 Safari/537.36"`,
-    () => `{"ts":"${ts()}","level":"${pick(['info', 'info', 'debug', 'warn'])}","msg":"request completed","method":"GET","path":"${pick(paths)}","status":200,"duration_ms":${(rand() * 200).toFixed(1)},"request_id":"${uuid()}"}`,
-    () => `Mar 12 10:15:${String(int(60)).padStart(2, '0')} web-0${int(9)} systemd[1]: Started Session ${int(9999)} of User deploy.`,
+    () =>
+      `${ip()} - - [12/Mar/2024:10:${String(int(60)).padStart(2, '0')}:32 +0000] "GET ${pick(paths)}/${int(99999)}?page=${int(9)} HTTP/1.1" ${pick([200, 200, 200, 304, 404, 500])} ${int(90000)} "https://shop.example.com/catalog" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0 Safari/537.36"`,
+    () =>
+      `{"ts":"${ts()}","level":"${pick(['info', 'info', 'debug', 'warn'])}","msg":"request completed","method":"GET","path":"${pick(paths)}","status":200,"duration_ms":${(rand() * 200).toFixed(1)},"request_id":"${uuid()}"}`,
+    () =>
+      `Mar 12 10:15:${String(int(60)).padStart(2, '0')} web-0${int(9)} systemd[1]: Started Session ${int(9999)} of User deploy.`,
     () => `${pick(pods)}   1/1     Running   ${int(5)}          ${int(30)}d${int(24)}h`,
-    () => `${int(60)}m        Normal    Pulled    pod/${pick(pods)}   Successfully pulled image "registry.example.com/app@sha256:${hex(64)}" in 1.2s`,
-    () => `time=${ts()} level=debug msg="cache lookup" cache=orders hit=${pick(['true', 'false'])} ttl=${int(600)} elapsed=${int(900)}us`,
-    () => `${ts().replace('T', ' ').slice(0, 23)} UTC [${int(65535)}] LOG:  duration: ${(rand() * 10).toFixed(3)} ms  statement: SELECT id, name, email FROM customers WHERE id = $1`,
+    () =>
+      `${int(60)}m        Normal    Pulled    pod/${pick(pods)}   Successfully pulled image "registry.example.com/app@sha256:${hex(64)}" in 1.2s`,
+    () =>
+      `time=${ts()} level=debug msg="cache lookup" cache=orders hit=${pick(['true', 'false'])} ttl=${int(600)} elapsed=${int(900)}us`,
+    () =>
+      `${ts().replace('T', ' ').slice(0, 23)} UTC [${int(65535)}] LOG:  duration: ${(rand() * 10).toFixed(3)} ms  statement: SELECT id, name, email FROM customers WHERE id = $1`,
     () => `\tat com.example.orders.service.OrderService.process(OrderService.java:${int(400)})`,
     () => `#${int(20)} [${1 + int(5)}/6] RUN npm ci --omit=dev && npm run build`,
     () => `${hex(40)} Merge pull request #${int(5000)} from example/feature-${int(900)}`,
-    () => `{"seq":${int(1e6)},"event":"action.completed","action":"linux.uptime","hash":"sha256:${hex(64)}","prev":"sha256:${hex(64)}"}`,
+    () =>
+      `{"seq":${int(1e6)},"event":"action.completed","action":"linux.uptime","hash":"sha256:${hex(64)}","prev":"sha256:${hex(64)}"}`,
     () => `[${int(99999)}.${int(999999)}] eth0: link up, 1000 Mbps, full duplex, flow control rx/tx`,
     () => `http_requests_total{method="GET",code="200",handler="${pick(paths)}"} ${int(1e7)}`,
-    () => `INFO  [main] o.s.b.w.embedded.tomcat.TomcatWebServer : Tomcat started on port(s): 8080 (http) with context path ''`,
-    () => `${ts()} WARN  connection pool exhausted, waiting for a free connection (active=${int(50)}, idle=0, pending=${int(20)})`,
+    () =>
+      `INFO  [main] o.s.b.w.embedded.tomcat.TomcatWebServer : Tomcat started on port(s): 8080 (http) with context path ''`,
+    () =>
+      `${ts()} WARN  connection pool exhausted, waiting for a free connection (active=${int(50)}, idle=0, pending=${int(20)})`,
   ];
   const secret = [
     () => `export AWS_ACCESS_KEY_ID=AKIA${str('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', 16)}`,

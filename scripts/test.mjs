@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startPgCluster } from './pg-cluster.mjs';
 
 const root = resolve(fileURLToPath(import.meta.url), '../..');
 const all = ['core', 'runner', 'server', 'mcp', 'web', 'sandbox', 'cli'];
@@ -35,9 +36,23 @@ if (files.length === 0) {
   process.exit(1);
 }
 console.log(`test: ${files.length} test files in ${packages.join(', ')}`);
+// Database tests run against SQLite and a real PostgreSQL; one cluster serves the whole run.
+const env = { ...process.env, AIRLOCK_REPO_ROOT: root };
+let pg;
+if (packages.some((p) => ['server', 'cli'].includes(p)) && env.AIRLOCK_TEST_PG_URL === undefined) {
+  try {
+    pg = await startPgCluster();
+    env.AIRLOCK_TEST_PG_URL = pg.url;
+    console.log(`test: PostgreSQL for tests at ${pg.url}`);
+  } catch (e) {
+    console.error(`test: cannot start PostgreSQL for the database tests: ${e.message}`);
+    process.exit(1);
+  }
+}
 const res = spawnSync(
   process.execPath,
   ['--test', '--test-reporter=spec', '--test-concurrency=2', ...extra, ...files],
-  { stdio: 'inherit', cwd: root, env: { ...process.env, AIRLOCK_REPO_ROOT: root } },
+  { stdio: 'inherit', cwd: root, env },
 );
+pg?.stop();
 process.exit(res.status ?? 1);

@@ -696,32 +696,45 @@ static const char *cmdline_param(const char *key) {
   return NULL;
 }
 
+static int load_module(const char *name) {
+  char path[256], params[512] = "", modname[128];
+  snprintf(path, sizeof path, "/lib/modules/airlock/%s.ko", name);
+  /* Parameters given on the kernel command line as module.param=value (e.g. virtio_mmio.device=). */
+  snprintf(modname, sizeof modname, "%s.", name);
+  size_t ml = strlen(modname);
+  for (char *p = cmdline; (p = strstr(p, modname)); p += ml) {
+    if (p != cmdline && p[-1] != ' ') continue;
+    size_t len = strcspn(p + ml, " \n");
+    if (strlen(params) + len + 2 < sizeof params) {
+      strncat(params, p + ml, len);
+      strcat(params, " ");
+    }
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int r = (int)syscall(SYS_finit_module, fd, params, 0);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return r == 0 || e == EEXIST ? 0 : -1;
+}
+
 static void load_modules(void) {
+  /* The order file lists dependencies first; a second pass forgives a misordered list. */
+  char names[32][64];
+  int n = 0, done[32] = {0};
   FILE *f = fopen("/lib/modules/airlock/order", "re");
   if (!f) return;
-  char line[128];
-  while (fgets(line, sizeof line, f)) {
-    line[strcspn(line, "\n")] = 0;
-    if (!line[0]) continue;
-    char path[256], params[512] = "", modname[128];
-    snprintf(path, sizeof path, "/lib/modules/airlock/%s.ko", line);
-    /* Parameters given on the kernel command line as module.param=value (e.g. virtio_mmio.device=). */
-    snprintf(modname, sizeof modname, "%s.", line);
-    for (char *p = cmdline; (p = strstr(p, modname));) {
-      if (p == cmdline || p[-1] == ' ') {
-        size_t len = strcspn(p + strlen(modname), " \n");
-        if (strlen(params) + len + 2 < sizeof params) {
-          strncat(params, p + strlen(modname), len);
-          strcat(params, " ");
-        }
-      }
-      p += strlen(modname);
-    }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || (syscall(SYS_finit_module, fd, params, 0) != 0 && errno != EEXIST)) logmsg("module %s: %s", line, strerror(errno));
-    if (fd >= 0) close(fd);
+  while (n < 32 && fgets(names[n], sizeof names[n], f)) {
+    names[n][strcspn(names[n], "\n")] = 0;
+    if (names[n][0]) n++;
   }
   fclose(f);
+  for (int pass = 0; pass < 3; pass++)
+    for (int i = 0; i < n; i++)
+      if (!done[i] && load_module(names[i]) == 0) done[i] = 1;
+  for (int i = 0; i < n; i++)
+    if (!done[i]) logmsg("module %s: %s", names[i], strerror(errno));
 }
 
 static int wait_for(const char *path, int ms) {

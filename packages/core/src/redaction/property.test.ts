@@ -27,7 +27,9 @@ const secretLine: fc.Arbitrary<[string, string]> = fc.oneof(
   upperB32.map((s): [string, string] => [`AKIA${s}`, `AWS_ACCESS_KEY_ID=AKIA${s}`]),
   alnum(36).map((s): [string, string] => [`ghp_${s}`, `remote: https://ghp_${s}@github.com/org/repo.git`]),
   chars(`${ALNUM}_-`, 20, 40).map((s): [string, string] => [`glpat-${s}`, `PRIVATE-TOKEN: glpat-${s}`]),
-  fc.tuple(chars('0123456789', 11), alnum(24)).map(([n, s]): [string, string] => [`xoxb-${n}-${s}`, `token xoxb-${n}-${s} used`]),
+  fc
+    .tuple(chars('0123456789', 11), alnum(24))
+    .map(([n, s]): [string, string] => [`xoxb-${n}-${s}`, `token xoxb-${n}-${s} used`]),
   alnum(24, 60).map((s): [string, string] => [`sk_live_${s}`, `{"stripe":"sk_live_${s}"}`]),
   fc.tuple(alnum(10, 30), alnum(10, 30), chars(`${ALNUM}_-`, 20, 50)).map(([h, p, sig]): [string, string] => {
     const jwt = `eyJ${h}.eyJ${p}.${sig}`;
@@ -60,7 +62,20 @@ test('no generated secret survives, in any of the usual placements', () => {
 const fragment = fc.oneof(
   secretLine.map(([, l]) => l),
   fc.constantFrom(...KEYWORDS),
-  fc.constantFrom('[REDACTED:jwt]', '=', ':', ' ', '"', "'", '@', '://', ';', '&', '-----BEGIN PRIVATE KEY-----', '\\n'),
+  fc.constantFrom(
+    '[REDACTED:jwt]',
+    '=',
+    ':',
+    ' ',
+    '"',
+    "'",
+    '@',
+    '://',
+    ';',
+    '&',
+    '-----BEGIN PRIVATE KEY-----',
+    '\\n',
+  ),
   fc.string({ maxLength: 12 }),
 );
 const mixedLine = fc.array(fragment, { maxLength: 8 }).map((parts) => parts.join(''));

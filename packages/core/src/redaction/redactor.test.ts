@@ -6,34 +6,123 @@ import { BUILTIN_RULES, createRedactor, type RedactionRuleSpec, redactValue } fr
 import { literalPrefix } from './redactor.js';
 
 test('the built-in rule names are pinned (change deliberately)', () => {
-  assert.deepEqual(
-    BUILTIN_RULES.map((r) => r.name).sort(),
-    [
-      'age_secret_key', 'alibaba_access_key', 'anthropic_api_key', 'api_key_header', 'atlassian_api_token',
-      'authorization_header', 'aws_access_key', 'aws_mws_key', 'aws_secret_key', 'aws_session_token',
-      'azure_ad_client_secret', 'azure_devops_pat', 'azure_sas_token', 'azure_shared_access_key',
-      'azure_storage_account_key', 'basic_auth_header', 'bearer_token', 'buildkite_token', 'circleci_token',
-      'clojars_token', 'cloudflare_api_token', 'connection_string_password', 'cookie_header', 'curl_user_password',
-      'databricks_token', 'datadog_api_key', 'db_password_env', 'digitalocean_token', 'discord_webhook',
-      'docker_config_auth', 'dockerhub_pat', 'doppler_token', 'dynatrace_token', 'firebase_fcm_server_key',
-      'fly_io_token', 'gcp_service_account_key_id', 'github_app_token', 'github_fine_grained_pat',
-      'github_oauth_token', 'github_pat', 'github_refresh_token', 'gitlab_pat', 'gitlab_runner_token', 'gitlab_token',
-      'google_api_key', 'google_oauth_access_token', 'google_oauth_client_secret', 'google_oauth_refresh_token',
-      'grafana_token', 'groq_api_key', 'heroku_api_key', 'hubspot_token', 'huggingface_token', 'jfrog_token', 'jwt',
-      'kubeconfig_client_key_data', 'kubernetes_bootstrap_token', 'kubernetes_dockerconfigjson',
-      'kubernetes_tls_key', 'langsmith_api_key', 'ldap_bind_password', 'linear_api_key', 'login_password_flag',
-      'mailchimp_api_key', 'mailgun_api_key', 'mysql_password_flag', 'newrelic_key', 'notion_token', 'npm_token',
-      'npmrc_auth', 'nuget_api_key', 'okta_api_token', 'onepassword_service_account_token', 'openai_api_key',
-      'openssh_private_key', 'openssl_pass_arg', 'password_assignment', 'password_cli_flag', 'password_hash',
-      'perplexity_api_key', 'pgp_private_key_block', 'planetscale_token', 'postman_api_key', 'private_key_block',
-      'pulumi_token', 'putty_private_key', 'pypi_token', 'redis_cli_password', 'replicate_api_token',
-      'rubygems_api_key', 'secret_assignment', 'secret_json', 'secret_xml', 'secret_yaml', 'sendgrid_api_key',
-      'sentry_auth_token', 'sentry_dsn_secret', 'set_cookie_header', 'shopify_token', 'slack_token', 'slack_webhook',
-      'sonarqube_token', 'square_token', 'sshpass_password', 'stripe_key', 'stripe_webhook_secret', 'supabase_token',
-      'telegram_bot_token', 'terraform_cloud_token', 'twilio_credentials', 'twitter_bearer_token', 'url_password',
-      'vault_token', 'wireguard_private_key', 'xai_api_key',
-    ],
-  );
+  assert.deepEqual(BUILTIN_RULES.map((r) => r.name).sort(), [
+    'age_secret_key',
+    'alibaba_access_key',
+    'anthropic_api_key',
+    'api_key_header',
+    'atlassian_api_token',
+    'authorization_header',
+    'aws_access_key',
+    'aws_mws_key',
+    'aws_secret_key',
+    'aws_session_token',
+    'azure_ad_client_secret',
+    'azure_devops_pat',
+    'azure_sas_token',
+    'azure_shared_access_key',
+    'azure_storage_account_key',
+    'basic_auth_header',
+    'bearer_token',
+    'buildkite_token',
+    'circleci_token',
+    'clojars_token',
+    'cloudflare_api_token',
+    'connection_string_password',
+    'cookie_header',
+    'curl_user_password',
+    'databricks_token',
+    'datadog_api_key',
+    'db_password_env',
+    'digitalocean_token',
+    'discord_webhook',
+    'docker_config_auth',
+    'dockerhub_pat',
+    'doppler_token',
+    'dynatrace_token',
+    'firebase_fcm_server_key',
+    'fly_io_token',
+    'gcp_service_account_key_id',
+    'github_app_token',
+    'github_fine_grained_pat',
+    'github_oauth_token',
+    'github_pat',
+    'github_refresh_token',
+    'gitlab_pat',
+    'gitlab_runner_token',
+    'gitlab_token',
+    'google_api_key',
+    'google_oauth_access_token',
+    'google_oauth_client_secret',
+    'google_oauth_refresh_token',
+    'grafana_token',
+    'groq_api_key',
+    'heroku_api_key',
+    'hubspot_token',
+    'huggingface_token',
+    'jfrog_token',
+    'jwt',
+    'kubeconfig_client_key_data',
+    'kubernetes_bootstrap_token',
+    'kubernetes_dockerconfigjson',
+    'kubernetes_tls_key',
+    'langsmith_api_key',
+    'ldap_bind_password',
+    'linear_api_key',
+    'login_password_flag',
+    'mailchimp_api_key',
+    'mailgun_api_key',
+    'mysql_password_flag',
+    'newrelic_key',
+    'notion_token',
+    'npm_token',
+    'npmrc_auth',
+    'nuget_api_key',
+    'okta_api_token',
+    'onepassword_service_account_token',
+    'openai_api_key',
+    'openssh_private_key',
+    'openssl_pass_arg',
+    'password_assignment',
+    'password_cli_flag',
+    'password_hash',
+    'perplexity_api_key',
+    'pgp_private_key_block',
+    'planetscale_token',
+    'postman_api_key',
+    'private_key_block',
+    'pulumi_token',
+    'putty_private_key',
+    'pypi_token',
+    'redis_cli_password',
+    'replicate_api_token',
+    'rubygems_api_key',
+    'secret_assignment',
+    'secret_json',
+    'secret_xml',
+    'secret_yaml',
+    'sendgrid_api_key',
+    'sentry_auth_token',
+    'sentry_dsn_secret',
+    'set_cookie_header',
+    'shopify_token',
+    'slack_token',
+    'slack_webhook',
+    'sonarqube_token',
+    'square_token',
+    'sshpass_password',
+    'stripe_key',
+    'stripe_webhook_secret',
+    'supabase_token',
+    'telegram_bot_token',
+    'terraform_cloud_token',
+    'twilio_credentials',
+    'twitter_bearer_token',
+    'url_password',
+    'vault_token',
+    'wireguard_private_key',
+    'xai_api_key',
+  ]);
 });
 
 test('every built-in rule is well formed: snake_case, compiles, lowercase keywords, a description', () => {
@@ -58,7 +147,10 @@ test('assignment-like rules keep the key; URL rules keep scheme, user and host',
     r.redactLine('postgres://app:pa55word@db.internal:5432/orders').text,
     'postgres://app:[REDACTED:url_password]@db.internal:5432/orders',
   );
-  assert.equal(r.redactLine('> Authorization: Basic YWRtaW46c2VjcmV0').text, '> Authorization: Basic [REDACTED:basic_auth_header]');
+  assert.equal(
+    r.redactLine('> Authorization: Basic YWRtaW46c2VjcmV0').text,
+    '> Authorization: Basic [REDACTED:basic_auth_header]',
+  );
 });
 
 test('redactLine reports each firing rule once, in application order, and returns lines without secrets as is', () => {
@@ -66,7 +158,10 @@ test('redactLine reports each firing rule once, in application order, and return
   const line = 'user=a password=x1 other password=y2 AWS=AKIAIOSFODNN7EXAMPLE';
   const { text, hits } = r.redactLine(line);
   assert.deepEqual(hits, ['aws_access_key', 'password_assignment']);
-  assert.equal(text, 'user=a password=[REDACTED:password_assignment] other password=[REDACTED:password_assignment] AWS=[REDACTED:aws_access_key]');
+  assert.equal(
+    text,
+    'user=a password=[REDACTED:password_assignment] other password=[REDACTED:password_assignment] AWS=[REDACTED:aws_access_key]',
+  );
   assert.ok(Object.isFrozen(hits));
   const plain = 'GET /healthz 200 1ms';
   assert.equal(r.redactLine(plain).text, plain);
@@ -114,7 +209,12 @@ test('stream() redacts OpenSSH, PGP and PuTTY private lines across calls', () =>
   ].map((l) => ssh(l));
   assert.deepEqual(
     outs.map((o) => o.text),
-    ['-----BEGIN OPENSSH PRIVATE KEY-----', '[REDACTED:openssh_private_key]', '-----END OPENSSH PRIVATE KEY-----', 'after'],
+    [
+      '-----BEGIN OPENSSH PRIVATE KEY-----',
+      '[REDACTED:openssh_private_key]',
+      '-----END OPENSSH PRIVATE KEY-----',
+      'after',
+    ],
   );
   assert.deepEqual(outs[1]?.hits, ['openssh_private_key']);
 
@@ -124,10 +224,24 @@ test('stream() redacts OpenSSH, PGP and PuTTY private lines across calls', () =>
   assert.equal(pgp('lQOYBF3xRJQBCAC9').text, '[REDACTED:pgp_private_key_block]');
 
   const putty = r.stream();
-  const ppk = ['PuTTY-User-Key-File-3: ssh-ed25519', 'Public-Lines: 1', 'AAAAC3NzaC1lZDI1NTE5AAAAIOfA', 'Private-Lines: 1', 'AAAAIFk2dGhpcyBpcyBub3QgcmVhbA==', 'Private-MAC: 00ff'];
+  const ppk = [
+    'PuTTY-User-Key-File-3: ssh-ed25519',
+    'Public-Lines: 1',
+    'AAAAC3NzaC1lZDI1NTE5AAAAIOfA',
+    'Private-Lines: 1',
+    'AAAAIFk2dGhpcyBpcyBub3QgcmVhbA==',
+    'Private-MAC: 00ff',
+  ];
   assert.deepEqual(
     ppk.map((l) => putty(l).text),
-    ['PuTTY-User-Key-File-3: ssh-ed25519', 'Public-Lines: 1', 'AAAAC3NzaC1lZDI1NTE5AAAAIOfA', 'Private-Lines: 1', '[REDACTED:putty_private_key]', 'Private-MAC: 00ff'],
+    [
+      'PuTTY-User-Key-File-3: ssh-ed25519',
+      'Public-Lines: 1',
+      'AAAAC3NzaC1lZDI1NTE5AAAAIOfA',
+      'Private-Lines: 1',
+      '[REDACTED:putty_private_key]',
+      'Private-MAC: 00ff',
+    ],
   );
   // Streams are independent: a fresh stream is not inside any block.
   assert.equal(r.stream()('AAAAIFk2dGhpcyBpcyBub3QgcmVhbA==').text, 'AAAAIFk2dGhpcyBpcyBub3QgcmVhbA==');
@@ -215,7 +329,11 @@ test('redactValue deep-copies, redacts strings and whole secret fields, and free
     user: 'app',
     password: '[REDACTED:secret_field]',
     dbPassword: '[REDACTED:secret_field]',
-    nested: { apiKey: '[REDACTED:secret_field]', note: 'token=[REDACTED:secret_assignment]', list: ['ok', '[REDACTED:aws_access_key]'] },
+    nested: {
+      apiKey: '[REDACTED:secret_field]',
+      note: 'token=[REDACTED:secret_assignment]',
+      list: ['ok', '[REDACTED:aws_access_key]'],
+    },
     'x-api-key': '[REDACTED:secret_field]',
     auth: true,
     token: null,

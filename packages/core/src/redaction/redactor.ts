@@ -153,7 +153,8 @@ function prepareExtra(spec: RedactionRuleSpec, taken: Set<string>): PreparedRule
   const label = name === '' ? '(unnamed)' : name;
   if (!RULE_NAME.test(name)) throw invalid(label, 'name must be snake_case (a-z, 0-9, _), 2 to 64 characters');
   if (taken.has(name)) throw invalid(name, 'duplicate rule name');
-  if (typeof spec.pattern !== 'string' || spec.pattern === '') throw invalid(name, 'pattern must be a non-empty string');
+  if (typeof spec.pattern !== 'string' || spec.pattern === '')
+    throw invalid(name, 'pattern must be a non-empty string');
   if (spec.pattern.length > MAX_PATTERN_LENGTH) throw invalid(name, `pattern longer than ${MAX_PATTERN_LENGTH}`);
   const flags = spec.flags ?? '';
   if (typeof flags !== 'string' || !ALLOWED_FLAGS.test(flags) || new Set(flags).size !== flags.length) {
@@ -164,7 +165,8 @@ function prepareExtra(spec: RedactionRuleSpec, taken: Set<string>): PreparedRule
     const prefix = literalPrefix(spec.pattern);
     keywords = prefix === '' ? [] : [prefix];
   } else {
-    if (!Array.isArray(spec.keywords) || spec.keywords.length === 0) throw invalid(name, 'keywords must be a non-empty list');
+    if (!Array.isArray(spec.keywords) || spec.keywords.length === 0)
+      throw invalid(name, 'keywords must be a non-empty list');
     keywords = spec.keywords.map((k: unknown) => {
       if (typeof k !== 'string' || k === '') throw invalid(name, 'keywords must be non-empty strings');
       return k.toLowerCase();
@@ -182,8 +184,7 @@ const MARKER = /\[REDACTED:[a-z0-9_]+\]/g;
 function markerSpans(text: string): number[] {
   const spans: number[] = [];
   MARKER.lastIndex = 0;
-  let m: RegExpExecArray | null;
-  while ((m = MARKER.exec(text)) !== null) spans.push(m.index, m.index + m[0].length);
+  for (let m = MARKER.exec(text); m !== null; m = MARKER.exec(text)) spans.push(m.index, m.index + m[0].length);
   return spans;
 }
 
@@ -215,8 +216,7 @@ function applyRule(rule: CompiledRule, text: string): string | null {
   let out = '';
   let last = 0;
   let changed = false;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(text)) !== null) {
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
     let start = m.index;
     let end = start + m[0].length;
     if (end === start) {
@@ -261,17 +261,17 @@ interface KeywordEntry {
  * engine's speed independent of the number of rules.
  */
 class KeywordIndex {
-  /** Class of each ASCII code (case-folded); 0 = occurs in no keyword. */
-  private readonly cls = new Uint8Array(128);
+  /** Class of each UTF-16 code unit (case-folded); 0 = occurs in no keyword. Full width: no branch per char. */
+  private readonly cls = new Uint8Array(65536);
   private nextClass = 1;
   private readonly byWord = new Map<string, KeywordEntry>();
   /** Keyword starts by length of the head (1, 2, 3+ characters), indexed by the window of classes. */
   private readonly starts = [new Uint8Array(1 << 6), new Uint8Array(1 << 12), new Uint8Array(1 << 18)] as const;
-  private readonly buckets: [(KeywordEntry[] | undefined)[], (KeywordEntry[] | undefined)[], (KeywordEntry[] | undefined)[]] = [
-    [],
-    [],
-    [],
-  ];
+  private readonly buckets: [
+    (KeywordEntry[] | undefined)[],
+    (KeywordEntry[] | undefined)[],
+    (KeywordEntry[] | undefined)[],
+  ] = [[], [], []];
   private short = false;
 
   /** Registers `keyword` for rule `rule`; false when the keyword cannot be indexed (non-ASCII). */
@@ -290,7 +290,10 @@ class KeywordIndex {
     let window = 0;
     for (let q = 0; q < head; q++) window = (window << 6) | this.classOf(codes[q] as number);
     (this.starts[head - 1] as Uint8Array)[window] = 1;
-    ((this.buckets[head - 1] as (KeywordEntry[] | undefined)[])[window] ??= []).push(entry);
+    const buckets = this.buckets[head - 1] as (KeywordEntry[] | undefined)[];
+    const bucket = buckets[window] ?? [];
+    bucket.push(entry);
+    buckets[window] = bucket;
     if (head < 3) this.short = true;
     return true;
   }
@@ -318,42 +321,47 @@ class KeywordIndex {
     if (!this.short) {
       for (let i = 0; i < n; i++) {
         const code = line.charCodeAt(i);
-        w = ((w << 6) | (code < 128 ? (cls[code] as number) : 0)) & 0x3ffff;
-        if (s3[w] === 1 && i >= 2) found = verify(b3[w], line, i - 2, found);
+        w = ((w << 6) | (cls[code] as number)) & 0x3ffff;
+        // Windows reaching before the line start hold class 0, which no keyword head contains.
+        if (s3[w] === 1) found = verify(b3[w], line, i - 2, found);
       }
     } else {
       for (let i = 0; i < n; i++) {
         const code = line.charCodeAt(i);
-        w = ((w << 6) | (code < 128 ? (cls[code] as number) : 0)) & 0x3ffff;
-        if (s3[w] === 1 && i >= 2) found = verify(b3[w], line, i - 2, found);
-        if (s2[w & 0xfff] === 1 && i >= 1) found = verify(b2[w & 0xfff], line, i - 1, found);
+        w = ((w << 6) | (cls[code] as number)) & 0x3ffff;
+        if (s3[w] === 1) found = verify(b3[w], line, i - 2, found);
+        if (s2[w & 0xfff] === 1) found = verify(b2[w & 0xfff], line, i - 1, found);
         if (s1[w & 0x3f] === 1) found = verify(b1[w & 0x3f], line, i, found);
       }
     }
     if (found === null) return null;
     return found.length > 1 ? [...new Set(found)].sort((x, y) => x - y) : found;
   }
-
 }
 
-function verify(bucket: KeywordEntry[] | undefined, line: string, start: number, found: number[] | null): number[] | null {
-    if (bucket === undefined) return found;
-    for (const entry of bucket) {
-      const codes = entry.codes;
-      const len = codes.length;
-      if (start + len > line.length) continue;
-      // All characters are rechecked: classes may be shared and a 1-2 character window is not a full key.
-      let j = 0;
-      for (; j < len; j++) {
-        const code = line.charCodeAt(start + j);
-        if ((code < 128 ? FOLD[code] : 0) !== codes[j]) break;
-      }
-      if (j === len) {
-        if (found === null) found = [];
-        for (const r of entry.rules) found.push(r);
-      }
+function verify(
+  bucket: KeywordEntry[] | undefined,
+  line: string,
+  start: number,
+  found: number[] | null,
+): number[] | null {
+  if (bucket === undefined) return found;
+  for (const entry of bucket) {
+    const codes = entry.codes;
+    const len = codes.length;
+    if (start + len > line.length) continue;
+    // All characters are rechecked: classes may be shared and a 1-2 character window is not a full key.
+    let j = 0;
+    for (; j < len; j++) {
+      const code = line.charCodeAt(start + j);
+      if ((code < 128 ? FOLD[code] : 0) !== codes[j]) break;
     }
-    return found;
+    if (j === len) {
+      if (found === null) found = [];
+      for (const r of entry.rules) found.push(r);
+    }
+  }
+  return found;
 }
 
 const BLOCK_HEADER = /^(.*?)-----BEGIN ([A-Z0-9 ]{0,40}?)PRIVATE KEY( BLOCK)?-----\s*$/;
@@ -430,7 +438,12 @@ export function createRedactor(extra: readonly RedactionRuleSpec[] = []): Redact
         const h = BLOCK_HEADER.exec(line);
         if (h !== null) {
           const kind = h[2] ?? '';
-          blockRule = kind === 'OPENSSH ' ? 'openssh_private_key' : kind === 'PGP ' ? 'pgp_private_key_block' : 'private_key_block';
+          blockRule =
+            kind === 'OPENSSH '
+              ? 'openssh_private_key'
+              : kind === 'PGP '
+                ? 'pgp_private_key_block'
+                : 'private_key_block';
           blockPrefix = h[1] ?? '';
           remaining = MAX_BLOCK_LINES;
         }

@@ -387,7 +387,8 @@ export const BUILTIN_RULES: readonly RedactionRule[] = Object.freeze(
       // ---- secret managers ------------------------------------------------------------------------
       {
         name: 'vault_token',
-        description: 'HashiCorp Vault service, batch or recovery token (hvs., hvb., hvr.), or a legacy s. token by name.',
+        description:
+          'HashiCorp Vault service, batch or recovery token (hvs., hvb., hvr.), or a legacy s. token by name.',
         pattern: r`\bhv[sbr]\.[\w-]{24,}|vault_token\\?["']?\s*[:=]\s*\\?["']?(?<secret>s\.[A-Za-z0-9]{24})\b`,
         flags: 'i',
         keywords: ['hvs.', 'hvb.', 'hvr.', 'vault_token'],
@@ -413,7 +414,8 @@ export const BUILTIN_RULES: readonly RedactionRule[] = Object.freeze(
       },
       {
         name: 'openai_api_key',
-        description: 'OpenAI API key (project, service account, admin, legacy; all carry T3BlbkFJ or a sk-proj- prefix).',
+        description:
+          'OpenAI API key (project, service account, admin, legacy; all carry T3BlbkFJ or a sk-proj- prefix).',
         pattern: r`\bsk-(?:proj|svcacct|admin)-[\w-]{40,}|\bsk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}\b`,
         keywords: ['sk-proj-', 'sk-svcacct-', 'sk-admin-', 't3blbkfj'],
       },
@@ -764,14 +766,16 @@ export const BUILTIN_RULES: readonly RedactionRule[] = Object.freeze(
       },
       {
         name: 'secret_json',
-        description: 'String value of a JSON / Python / Ruby key whose name ends like a secret (password, token, api_key, …).',
+        description:
+          'String value of a JSON / Python / Ruby key whose name ends like a secret (password, token, api_key, …).',
         pattern: r`(?:pass(?:word|wd|phrase)|[_."'-]pwd|[_."'-]pass|${SECRET_KEY})\\?["']\s*(?::|=>)\s*${NOT_MASK}(?:"(?<secret>(?:[^"\\\r\n]|\\.)+)"|'(?<secret_sq>(?:[^'\\\r\n]|\\.)+)'|\\"(?<secret_eq>[^"\\\r\n]+)\\")`,
         flags: 'i',
         keywords: ['pass', 'pwd', 'secret', 'token', 'key', 'auth'],
       },
       {
         name: 'secret_yaml',
-        description: 'Value of a YAML key whose name ends like a secret: quoted anywhere, or a lone unquoted token ending the line.',
+        description:
+          'Value of a YAML key whose name ends like a secret: quoted anywhere, or a lone unquoted token ending the line.',
         pattern: r`${ANY_SECRET_KEY}["']?\s*:\s+${NOT_MASK}(?:"(?<secret_dq>[^"\r\n]+)"|'(?<secret_sq>[^'\r\n]+)')|^(?:[\w.-]+\s*\|\s)?\s*(?:-\s+)?["']?[\w.-]*?${ANY_SECRET_KEY}["']?\s*:\s+${NOT_MASK}(?<secret>[^\s"'#|>!&*{\[%@\x60]\S*)\s*(?:\s#[^\r\n]*)?$`,
         flags: 'i',
         keywords: ['pass', 'pwd', 'secret', 'token', 'key', 'auth'],

@@ -1,0 +1,61 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, type Migration, type MigrationResult, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { AirlockError } from '@airlock/core';
+import type { Dialect } from './dialect.js';
+import { initial } from './migrations/0001-initial.js';
+import type { Database } from './schema.js';
+
+/** An open database with its dialect. */
+export interface Db {
+  readonly kysely: Kysely<Database>;
+  readonly dialect: Dialect;
+  /** Where it lives, with any password removed (for logs and `doctor`). */
+  readonly location: string;
+  close(): Promise<void>;
+}
+
+/** Versioned migrations, in order. Names are stable: they are recorded in the database. */
+function migrations(dialect: Dialect): Record<string, Migration> {
+  return {
+    '0001-initial': initial(dialect),
+  };
+}
+
+/**
+ * Open SQLite (a file path) or Postgres (a `postgres://` URL) and run pending migrations.
+ * SQLite runs in WAL mode with foreign keys on; Postgres gets a small pool.
+ */
+export async function openDatabase(target: string): Promise<Db> {
+  const isPg = /^postgres(ql)?:\/\//.test(target);
+  let kysely: Kysely<Database>;
+  let location: string;
+  if (isPg) {
+    const pool = new pg.Pool({ connectionString: target, max: 10 });
+    kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    location = target.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+  } else {
+    if (target !== ':memory:') mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+    const sqlite = new SQLite(target);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('synchronous = FULL');
+    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    location = target;
+  }
+  const dialect: Dialect = isPg ? 'postgres' : 'sqlite';
+  const migrator = new Migrator({
+    db: kysely,
+    provider: { getMigrations: async () => migrations(dialect) },
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    await kysely.destroy();
+    const failed = results?.find((r: MigrationResult) => r.status === 'Error');
+    throw new AirlockError('internal', `database migration ${failed?.migrationName ?? '?'} failed on ${location}: ${(error as Error).message}`);
+  }
+  return { kysely, dialect, location, close: () => kysely.destroy() };
+}

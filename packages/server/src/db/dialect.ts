@@ -1,0 +1,2 @@
+/** The two SQL dialects airlock speaks. */
+export type Dialect = 'sqlite' | 'postgres';
