@@ -187,6 +187,17 @@ describe('action engine', () => {
     for (const s of ['AKIAZ7Q3LJHX4TNBV2WM', 'fxsecret_0123456789abcdef', 'Tr0ub4dor&3xyz']) assert.ok(!log.includes(s), s);
   });
 
+  test('a multi-line private key block is redacted line by line in the stream', async () => {
+    const body = ['MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj', 'MZRSlLrc2xKcbAJHFe0Kx8L1r9Ek6qYk2yQ7T3wVJ9fEo3pQ2kXs0Q8j1lq3Ww5'];
+    const file = join(allowed, 'key.pem');
+    writeFileSync(file, ['-----BEGIN PRIVATE KEY-----', ...body, '-----END PRIVATE KEY-----', 'after'].join('\n'));
+    const { res, stdout } = await run('fx.pem', { file });
+    assert.equal(res.status, 'success');
+    const text = stdout.join('\n');
+    for (const b of body) assert.ok(!text.includes(b), `key body leaked: ${text}`);
+    assert.match(text, /after/);
+  });
+
   test('the child environment is exactly PATH, LANG, allowlisted and fixed variables', async () => {
     const r2 = new (r.engine.constructor as typeof import('./engine.js').ActionEngine)(r.catalog, r.config, r.log, {
       FX_ALLOWED: 'yes',

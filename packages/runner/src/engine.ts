@@ -228,10 +228,12 @@ export class ActionEngine {
       // 7.–9. Spawn, stream, enforce.
       let seq = 0;
       const digest = createHash('sha256');
+      // One stateful redactor per stream: multi-line secrets (PEM key bodies) span lines.
+      const streams = { stdout: redactor.stream(), stderr: redactor.stream() };
       const outcome = await runProcess(
         plan,
         (stream, line, partial) => {
-          const text = redactor.redactLine(line).text;
+          const text = streams[stream](line).text;
           digest.update(`${stream}\0${text}\n`);
           opts.onOutput?.({ seq: seq++, stream, line: text, partial });
         },

@@ -1,5 +1,5 @@
 /** Secret redaction: the built-in rule set and the engine that applies it to output lines and values. */
-export { BUILTIN_RULES, type RedactionRule } from './rules.js';
+
 export {
   createRedactor,
   type LineRedaction,
@@ -8,3 +8,4 @@ export {
   type Redactor,
   redactValue,
 } from './redactor.js';
+export { BUILTIN_RULES, type RedactionRule } from './rules.js';

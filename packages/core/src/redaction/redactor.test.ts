@@ -163,6 +163,7 @@ test('redactLine reports each firing rule once, in application order, and return
     'user=a password=[REDACTED:password_assignment] other password=[REDACTED:password_assignment] AWS=[REDACTED:aws_access_key]',
   );
   assert.ok(Object.isFrozen(hits));
+  assert.ok(Object.isFrozen(r.redactLine(line)));
   const plain = 'GET /healthz 200 1ms';
   assert.equal(r.redactLine(plain).text, plain);
   assert.deepEqual(r.redactLine(plain).hits, []);

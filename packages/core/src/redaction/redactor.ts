@@ -25,7 +25,10 @@ export interface RedactionRuleSpec {
   description?: string;
 }
 
-/** What one line became, and which rules fired on it (in application order, no duplicates). */
+/**
+ * What one line became, and which rules fired on it (in application order, no duplicates). Results with
+ * hits are frozen; the result for an untouched line is a fresh object, left unfrozen to keep the hot path lean.
+ */
 export interface LineRedaction {
   readonly text: string;
   readonly hits: readonly string[];
@@ -414,7 +417,7 @@ export function createRedactor(extra: readonly RedactionRuleSpec[] = []): Redact
       if (!changed) break;
       found = index.collect(text, alwaysRules);
     }
-    return hits === undefined ? { text: line, hits: EMPTY_HITS } : { text, hits: Object.freeze(hits) };
+    return hits === undefined ? { text: line, hits: EMPTY_HITS } : Object.freeze({ text, hits: Object.freeze(hits) });
   }
 
   function stream(): LineRedactor {

@@ -13,6 +13,8 @@ export {
   type PongMessage,
   PROTOCOL_VERSION,
   type PrincipalType,
+  type PackFilesMessage,
+  type PackFilesRequestMessage,
   type ResultMessage,
   type ResultStatus,
   type RunActionMessage,

@@ -27,10 +27,32 @@ export interface HelloMessage {
     readonly version: string;
     readonly hash: string;
     readonly actions: readonly string[];
+    /** The pack's file listing, so the control plane can show what changed between hashes. */
+    readonly files?: readonly { readonly path: string; readonly sha256: string }[];
   }[];
   readonly capabilities: readonly string[];
   readonly labels?: Readonly<Record<string, string>>;
   readonly outbox?: { readonly pending: number };
+  /** Head of the runner's security log, so the server can notice a truncated log. */
+  readonly log_head?: { readonly seq: number; readonly hash: string } | null;
+}
+
+/** Server → runner: send the contents of some files of a pack (for trust review diffs). */
+export interface PackFilesRequestMessage {
+  readonly type: 'pack_files_request';
+  readonly request_id: string;
+  readonly pack: string;
+  readonly hash: string;
+  readonly paths: readonly string[];
+}
+
+/** Runner → server: file contents; `content` is null for binary or oversized files. */
+export interface PackFilesMessage {
+  readonly type: 'pack_files';
+  readonly request_id: string;
+  readonly pack: string;
+  readonly hash: string;
+  readonly files: readonly { readonly path: string; readonly sha256: string; readonly content: string | null }[];
 }
 
 /** Server → runner, answer to `hello`. */
@@ -96,6 +118,8 @@ export interface ResultMessage {
   readonly error?: { readonly code: string; readonly message: string };
   readonly started_at?: string;
   readonly finished_at?: string;
+  /** The runner's security-log event for this attempt (already redacted), mirrored by the server. */
+  readonly audit_event?: Readonly<Record<string, unknown>>;
 }
 
 /** Server → runner: the result is stored; the runner may drop it from its outbox. */
@@ -143,7 +167,9 @@ export type WireMessage =
   | CancelMessage
   | PingMessage
   | PongMessage
-  | ErrorMessage;
+  | ErrorMessage
+  | PackFilesRequestMessage
+  | PackFilesMessage;
 
 /** The `type` of a wire message. */
 export type WireMessageType = WireMessage['type'];
@@ -161,6 +187,8 @@ export const WIRE_MESSAGE_TYPES: readonly WireMessageType[] = Object.freeze([
   'ping',
   'pong',
   'error',
+  'pack_files_request',
+  'pack_files',
 ]);
 
 // ---- schemas: the single source of truth for validation and for docs' JSON Schemas ----
@@ -184,12 +212,14 @@ const hello = z.strictObject({
         version: z.string().min(1).max(64),
         hash: digest,
         actions: z.array(name).max(10_000),
+        files: z.array(z.strictObject({ path: z.string().min(1).max(1024), sha256: z.string().regex(/^[0-9a-f]{64}$/) })).max(2000).optional(),
       }),
     )
     .max(1000),
   capabilities: z.array(z.string().min(1).max(64)).max(64),
   labels: z.record(z.string().min(1).max(64), z.string().max(256)).optional(),
   outbox: z.strictObject({ pending: z.int().min(0) }).optional(),
+  log_head: z.strictObject({ seq: z.int().min(0), hash: digest }).nullable().optional(),
 });
 
 const welcome = z.strictObject({
@@ -249,6 +279,25 @@ const result = z.strictObject({
   error: z.strictObject({ code: z.string().min(1).max(64), message: z.string().max(4096) }).optional(),
   started_at: isoTime.optional(),
   finished_at: isoTime.optional(),
+  audit_event: z.record(z.string(), z.unknown()).optional(),
+});
+
+const packFilesRequest = z.strictObject({
+  type: z.literal('pack_files_request'),
+  request_id: requestId,
+  pack: name,
+  hash: digest,
+  paths: z.array(z.string().min(1).max(1024)).min(1).max(2000),
+});
+
+const packFiles = z.strictObject({
+  type: z.literal('pack_files'),
+  request_id: requestId,
+  pack: name,
+  hash: digest,
+  files: z
+    .array(z.strictObject({ path: z.string().min(1).max(1024), sha256: z.string().regex(/^[0-9a-f]{64}$/), content: z.string().nullable() }))
+    .max(2000),
 });
 
 const ack = z.strictObject({ type: z.literal('ack'), request_id: requestId });
@@ -282,6 +331,8 @@ export const WIRE_SCHEMAS = {
   ping,
   pong,
   error,
+  pack_files_request: packFilesRequest,
+  pack_files: packFiles,
 } as const satisfies Record<WireMessageType, z.ZodType>;
 
 // Compile-time check that every value of the hand-written types is accepted by its schema.
@@ -305,5 +356,7 @@ const _typesMatchSchemas: {
   ping: true,
   pong: true,
   error: true,
+  pack_files_request: true,
+  pack_files: true,
 };
 void _typesMatchSchemas;

@@ -4,8 +4,8 @@
 // case the engine must still behave: a clean `failure` or `error`, never a refusal of
 // valid arguments. The security log written along the way must verify.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { Resolver } from 'node:dns/promises';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -55,11 +55,10 @@ const matches = (re: RegExp) => (ran: Ran) => assert.match(ran.stdout, re, descr
 
 const PLANS: Readonly<Record<string, (p: Probes) => Plan>> = {
   // ---- linux-core ----
-  'linux.block_devices': (p) => ({
-    args: {},
-    check: matches(/NAME\s+TYPE\s+SIZE/),
-    ...(p.blockDevices ? {} : { mayBeEmpty: 'no block devices in /sys/block' }),
-  }),
+  'linux.block_devices': (p) =>
+    p.blockDevices
+      ? { args: {}, check: matches(/NAME\s+TYPE\s+SIZE/) }
+      : { args: {}, mayBeEmpty: 'no block devices in /sys/block (lsblk prints nothing)' },
   'linux.cpu_info': () => ({ args: {}, check: matches(/Architecture:/) }),
   'linux.datetime': () => ({ args: { utc: true }, check: matches(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d,\d+\+00:00$/) }),
   'linux.disk_inodes': () => ({ args: { path: '/var' }, check: matches(/Inodes/) }),
@@ -75,7 +74,8 @@ const PLANS: Readonly<Record<string, (p: Probes) => Plan>> = {
       : p.dns === 'no-records'
         ? {
             args: { name: 'example.com', type: 'A' },
-            mayBeEmpty: 'the DNS server here answers but has no records for example.com (NXDOMAIN); dig +short prints nothing',
+            mayBeEmpty:
+              'the DNS server here answers but has no records for example.com (NXDOMAIN); dig +short prints nothing',
           }
         : { args: { name: 'example.com', type: 'A' }, check: matches(/^[0-9.]+$/m) },
   'linux.failed_units': (p) =>
@@ -85,7 +85,10 @@ const PLANS: Readonly<Record<string, (p: Probes) => Plan>> = {
   'linux.file_stat': () => ({ args: { path: '/etc/hosts' }, check: matches(/File: \/etc\/hosts/) }),
   'linux.file_tail': (p) =>
     p.logFile === undefined
-      ? { args: { path: '/var/log', lines: 5 }, cannot: 'no readable, non-empty log file under /var/log (tail of a directory fails)' }
+      ? {
+          args: { path: '/var/log', lines: 5 },
+          cannot: 'no readable, non-empty log file under /var/log (tail of a directory fails)',
+        }
       : { args: { path: p.logFile, lines: 5 } },
   'linux.hostname': () => ({ args: {} }),
   'linux.ip_addresses': () => ({ args: {}, check: matches(/^lo\s+UNKNOWN/m) }),
@@ -96,7 +99,9 @@ const PLANS: Readonly<Record<string, (p: Probes) => Plan>> = {
   }),
   'linux.kernel': () => ({ args: {}, check: matches(/^Linux /) }),
   'linux.last_logins': (p) =>
-    p.wtmp ? { args: { count: 10 }, check: matches(/wtmp begins/) } : { args: { count: 10 }, cannot: '/var/log/wtmp does not exist' },
+    p.wtmp
+      ? { args: { count: 10 }, check: matches(/wtmp begins/) }
+      : { args: { count: 10 }, cannot: '/var/log/wtmp does not exist' },
   'linux.listeners': () => ({ args: { protocol: 'tcp' }, check: matches(/Local Address:Port/) }),
   'linux.load': () => ({ args: {}, check: matches(/^\d+\.\d+ \d+\.\d+ \d+\.\d+ \d+\/\d+ \d+$/) }),
   'linux.memory': () => ({ args: {}, check: matches(/^Mem:/m) }),
@@ -122,7 +127,10 @@ const PLANS: Readonly<Record<string, (p: Probes) => Plan>> = {
   'linux.service_status': (p) =>
     p.systemd
       ? { args: { unit: 'init.scope', lines: 0 }, check: matches(/init\.scope/) }
-      : { args: { unit: 'nginx.service', lines: 0 }, cannot: 'no systemd on this machine: systemctl cannot talk to PID 1' },
+      : {
+          args: { unit: 'nginx.service', lines: 0 },
+          cannot: 'no systemd on this machine: systemctl cannot talk to PID 1',
+        },
   'linux.socket_summary': () => ({ args: {}, check: matches(/^Total:/m) }),
   'linux.uptime': () => ({ args: {}, check: matches(/load average/) }),
   'linux.vmstat': () => ({ args: { interval: 1, samples: 2 }, check: matches(/procs/) }),
@@ -209,7 +217,8 @@ function findLogFile(): string | undefined {
   const candidates = ['syslog', 'messages', 'dpkg.log', 'alternatives.log', 'kern.log', 'auth.log', 'bootstrap.log'];
   for (const c of candidates) if (readable(join('/var/log', c))) return join('/var/log', c);
   try {
-    for (const name of readdirSync('/var/log').sort()) if (readable(join('/var/log', name))) return join('/var/log', name);
+    for (const name of readdirSync('/var/log').sort())
+      if (readable(join('/var/log', name))) return join('/var/log', name);
   } catch {
     // no /var/log
   }
@@ -318,8 +327,12 @@ describe('linux-core and showcase actions, run for real', () => {
       if (plan.cannot !== undefined) {
         cannotHere.push(`${id}: ${plan.cannot}`);
         t.diagnostic(`cannot run here: ${plan.cannot}`);
-        assert.ok(ran.res.status === 'failure' || ran.res.status === 'error', `expected failure or error: ${describeRun(ran)}`);
-        if (ran.res.status === 'error') assert.ok(ran.res.error !== null && ran.res.error.code.length > 0, describeRun(ran));
+        assert.ok(
+          ran.res.status === 'failure' || ran.res.status === 'error',
+          `expected failure or error: ${describeRun(ran)}`,
+        );
+        if (ran.res.status === 'error')
+          assert.ok(ran.res.error !== null && ran.res.error.code.length > 0, describeRun(ran));
         else {
           assert.ok(ran.res.exitCode !== null && ran.res.exitCode !== 0, describeRun(ran));
           assert.ok(ran.stderr.length > 0 || ran.stdout.length > 0, `a failure should say why: ${describeRun(ran)}`);

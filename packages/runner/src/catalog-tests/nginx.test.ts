@@ -6,13 +6,23 @@
 // The Debian default configuration is also tested and dumped (the actions' examples).
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
+import { createServer } from 'node:net';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { verifyLogFile } from '../security-log.js';
-import { tempDir, type TestRunner, testRunner } from '../testing/fixture.js';
-import { captureOutput, describeRun, freePort, packsDir, pollUntil, type Ran, requireBinaries, runAction, stopChild } from './support.js';
+import { type TestRunner, tempDir, testRunner } from '../testing/fixture.js';
+import {
+  captureOutput,
+  describeRun,
+  packsDir,
+  pollUntil,
+  type Ran,
+  requireBinaries,
+  runAction,
+  stopChild,
+} from './support.js';
 
 const DEBIAN_CONF = '/etc/nginx/nginx.conf';
 
@@ -26,6 +36,22 @@ function httpGet(port: number, path: string): Promise<{ status: number; body: st
     });
     req.on('error', reject);
     req.setTimeout(3000, () => req.destroy(new Error('timeout')));
+  });
+}
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close). Kept in
+ * the test file: runner sources outside *.test.ts must not contain server APIs (no-listen.test.ts).
+ */
+function freePort(): Promise<number> {
+  return new Promise<number>((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = addr !== null && typeof addr === 'object' ? addr.port : 0;
+      srv.close(() => (port > 0 ? resolvePort(port) : reject(new Error('no port'))));
+    });
   });
 }
 
@@ -50,15 +76,17 @@ describe('nginx pack against a real nginx', () => {
     assert.equal(ran.res.exitCode, 0);
     return ran;
   };
-  const errorLog = (): string => (existsSync(join(logDir, 'error.log')) ? readFileSync(join(logDir, 'error.log'), 'utf8') : '');
+  const errorLog = (): string =>
+    existsSync(join(logDir, 'error.log')) ? readFileSync(join(logDir, 'error.log'), 'utf8') : '';
 
   before(async () => {
-    if (process.getuid?.() !== 0) throw new Error('nginx tests write under /etc/nginx and /var/log/nginx and need root');
+    if (process.getuid?.() !== 0)
+      throw new Error('nginx tests write under /etc/nginx and /var/log/nginx and need root');
     requireBinaries('nginx pack test', ['nginx', '/etc/nginx', '/var/log/nginx', DEBIAN_CONF]);
     prefix = tempDir('airlock-nginx-');
     confDir = mkdtempSync('/etc/nginx/airlock-test-');
-    logDir = join('/var/log/nginx', basename(confDir));
-    mkdirSync(logDir, { mode: 0o755 }); // same random suffix as the conf folder; fails if it exists
+    logDir = mkdtempSync('/var/log/nginx/airlock-test-');
+    chmodSync(logDir, 0o755);
     port = await freePort();
     marker = `airlock-marker-${basename(confDir)}`;
     conf = join(confDir, 'nginx.conf');
@@ -122,7 +150,10 @@ describe('nginx pack against a real nginx', () => {
 
   test('config_test: a broken configuration is a failure with nginx’s reason', async () => {
     const broken = join(confDir, 'broken.conf');
-    writeFileSync(broken, 'events { worker_connections 64; }\nhttp { server { listen 127.0.0.1:1; bogus_directive on; } }\n');
+    writeFileSync(
+      broken,
+      'events { worker_connections 64; }\nhttp { server { listen 127.0.0.1:1; bogus_directive on; } }\n',
+    );
     const ran = await runAction(r, 'nginx.config_test', { config: broken });
     attempts++;
     assert.equal(ran.res.status, 'failure', describeRun(ran));
@@ -144,7 +175,10 @@ describe('nginx pack against a real nginx', () => {
     const logPath = join(logDir, 'access.log');
     await pollUntil(() => readFileSync(logPath, 'utf8').includes('/airlock-probe'), 5000, 'the access log line');
     const ran = await run('nginx.access_log', { path: logPath, lines: 10 });
-    assert.match(ran.stdout, /^127\.0\.0\.1 - - \[.+\] "GET \/airlock-probe\?x=1 HTTP\/1\.1" 200 11 "-" "airlock-catalog-test"$/m);
+    assert.match(
+      ran.stdout,
+      /^127\.0\.0\.1 - - \[.+\] "GET \/airlock-probe\?x=1 HTTP\/1\.1" 200 11 "-" "airlock-catalog-test"$/m,
+    );
   });
 
   test('reload: the master re-reads the configuration, the error log shows it', async () => {

@@ -3,11 +3,10 @@
 // checks that the Debian binaries the service tests need are installed.
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { OutputLine, RunResult } from '../engine.js';
 import { findBinary } from '../binary.js';
+import type { OutputLine, RunResult } from '../engine.js';
 import { DEFAULT_ACTION_PATH } from '../paths.js';
 import type { TestRunner } from '../testing/fixture.js';
 
@@ -61,30 +60,14 @@ export function describeRun(ran: Ran): string {
   return `${ran.res.action}: status=${ran.res.status} exit=${String(ran.res.exitCode)}${err}\n--- output ---\n${out}`;
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close). */
-export async function freePort(): Promise<number> {
-  return await new Promise<number>((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      if (addr === null || typeof addr === 'string') {
-        srv.close();
-        reject(new Error('no port'));
-        return;
-      }
-      const port = addr.port;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
 /**
  * Throw a clear error when a binary the test depends on is missing: these tests must
  * not silently pass on a machine without the services (scripts/system-deps.mjs installs them).
  */
 export function requireBinaries(what: string, bins: readonly string[]): void {
-  const missing = bins.filter((b) => (b.startsWith('/') ? !existsSync(b) : findBinary(b, DEFAULT_ACTION_PATH) === undefined));
+  const missing = bins.filter((b) =>
+    b.startsWith('/') ? !existsSync(b) : findBinary(b, DEFAULT_ACTION_PATH) === undefined,
+  );
   if (missing.length > 0) {
     throw new Error(
       `${what}: required binaries missing: ${missing.join(', ')} (install the Debian packages with "node scripts/system-deps.mjs" as root)`,
@@ -112,7 +95,11 @@ export function alive(pid: number): boolean {
 }
 
 /** Send `signal` to `pid`, wait up to `graceMs` for it to go, then SIGKILL. Never throws. */
-export async function stopPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<void> {
+export async function stopPid(
+  pid: number | undefined,
+  signal: NodeJS.Signals = 'SIGTERM',
+  graceMs = 5000,
+): Promise<void> {
   if (pid === undefined || pid <= 0 || !alive(pid)) return;
   try {
     process.kill(pid, signal);
@@ -132,7 +119,11 @@ export async function stopPid(pid: number | undefined, signal: NodeJS.Signals = 
 }
 
 /** Stop a child we spawned (and wait for its exit event). Never throws. */
-export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<void> {
+export async function stopChild(
+  child: ChildProcess | undefined,
+  signal: NodeJS.Signals = 'SIGTERM',
+  graceMs = 5000,
+): Promise<void> {
   if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   await stopPid(child.pid, signal, graceMs);
@@ -140,7 +131,11 @@ export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.
 }
 
 /** Run a setup command synchronously; throws with its output on failure. */
-export function sh(file: string, args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): string {
+export function sh(
+  file: string,
+  args: readonly string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
+): string {
   try {
     return execFileSync(file, [...args], {
       encoding: 'utf8',
@@ -157,7 +152,12 @@ export function sh(file: string, args: readonly string[], opts: { cwd?: string; 
 }
 
 /** Poll `fn` until it returns true (errors count as false) or `timeoutMs` passes. */
-export async function pollUntil(fn: () => boolean | Promise<boolean>, timeoutMs: number, what: string, stepMs = 100): Promise<void> {
+export async function pollUntil(
+  fn: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  stepMs = 100,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < end) {
@@ -168,7 +168,9 @@ export async function pollUntil(fn: () => boolean | Promise<boolean>, timeoutMs:
     }
     await delay(stepMs);
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : `: ${(last as Error).message}`}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : `: ${(last as Error).message}`}`,
+  );
 }
 
 /** Keep the last `max` characters a child wrote, for error messages. */

@@ -7,10 +7,20 @@ import { after, before, describe, test } from 'node:test';
 import { type ActionSpec, BUILTIN_LIMITS, renderArgv, validateArgs } from '@airlock/core';
 import { type Catalog, loadCatalog } from '../catalog.js';
 import { verifyLogFile } from '../security-log.js';
-import { tempDir, type TestRunner, testRunner } from '../testing/fixture.js';
+import { type TestRunner, tempDir, testRunner } from '../testing/fixture.js';
 import { describeRun, packsDir, runAction } from './support.js';
 
-const REQUIRED_PACKS = ['linux-core', 'docker', 'postgres', 'cassandra', 'nginx', 'kubernetes', 'redis', 'git', 'showcase'];
+const REQUIRED_PACKS = [
+  'linux-core',
+  'docker',
+  'postgres',
+  'cassandra',
+  'nginx',
+  'kubernetes',
+  'redis',
+  'git',
+  'showcase',
+];
 
 /** Ceilings every action must stay under unless listed in LONG_RUNNING. */
 const MAX_TIMEOUT_S = 600;
@@ -32,7 +42,11 @@ const LONG_RUNNING: Readonly<Record<string, { max: number; why: string }>> = {
 };
 
 /** Services with no server on this machine: the binary each action of the pack needs. */
-const NO_SERVICE_HERE: Readonly<Record<string, string>> = { docker: 'docker', cassandra: 'nodetool', kubernetes: 'kubectl' };
+const NO_SERVICE_HERE: Readonly<Record<string, string>> = {
+  docker: 'docker',
+  cassandra: 'nodetool',
+  kubernetes: 'kubectl',
+};
 
 /**
  * Resolve like the runner (realpath), but tolerate paths that do not exist on this host:
@@ -68,7 +82,8 @@ describe('action-pack catalog: static checks', () => {
 
   test('the required packs exist', () => {
     const names = catalog.packs.map((p) => p.pack.name);
-    for (const name of REQUIRED_PACKS) assert.ok(names.includes(name), `pack ${name} is missing (have: ${names.join(', ')})`);
+    for (const name of REQUIRED_PACKS)
+      assert.ok(names.includes(name), `pack ${name} is missing (have: ${names.join(', ')})`);
   });
 
   test('at least 60 actions, ids unique and prefixed with the pack namespace', () => {
@@ -77,7 +92,8 @@ describe('action-pack catalog: static checks', () => {
     const dupes = ids.filter((id, i) => ids.indexOf(id) !== i);
     assert.deepEqual(dupes, [], 'duplicate action ids');
     for (const p of catalog.packs) {
-      for (const a of p.pack.actions) assert.ok(a.id.startsWith(`${p.pack.namespace}.`), `${a.id} is not in namespace ${p.pack.namespace}`);
+      for (const a of p.pack.actions)
+        assert.ok(a.id.startsWith(`${p.pack.namespace}.`), `${a.id} is not in namespace ${p.pack.namespace}`);
     }
   });
 
@@ -97,18 +113,22 @@ describe('action-pack catalog: static checks', () => {
       const allowance = LONG_RUNNING[a.id];
       const tMax = allowance?.max ?? MAX_TIMEOUT_S;
       if (t.max > tMax) problems.push(`${a.id}: timeout_s max ${t.max} > ${tMax}`);
-      if (allowance === undefined && t.max >= BUILTIN_LIMITS.timeout_s.max) problems.push(`${a.id}: timeout_s max is the built-in maximum`);
+      if (allowance === undefined && t.max >= BUILTIN_LIMITS.timeout_s.max)
+        problems.push(`${a.id}: timeout_s max is the built-in maximum`);
       if (o.max > MAX_OUTPUT_BYTES) problems.push(`${a.id}: output_bytes max ${o.max} > ${MAX_OUTPUT_BYTES}`);
       if (o.max >= BUILTIN_LIMITS.output_bytes.max) problems.push(`${a.id}: output_bytes max is the built-in maximum`);
       if (!(t.min <= t.default && t.default <= t.max)) problems.push(`${a.id}: timeout_s default outside its bounds`);
-      if (!(o.min <= o.default && o.default <= o.max)) problems.push(`${a.id}: output_bytes default outside its bounds`);
+      if (!(o.min <= o.default && o.default <= o.max))
+        problems.push(`${a.id}: output_bytes default outside its bounds`);
     }
     // An allowance for an action that no longer needs it (or no longer exists) is stale.
     for (const [id, { max }] of Object.entries(LONG_RUNNING)) {
       const found = actions.find((a) => a.action.id === id);
       if (found === undefined) problems.push(`LONG_RUNNING names ${id}, which no pack declares`);
-      else if (found.action.limits.timeout_s.max <= MAX_TIMEOUT_S) problems.push(`LONG_RUNNING entry for ${id} is not needed`);
-      else if (found.action.limits.timeout_s.max !== max) problems.push(`LONG_RUNNING ${id}: pack says ${found.action.limits.timeout_s.max}, table ${max}`);
+      else if (found.action.limits.timeout_s.max <= MAX_TIMEOUT_S)
+        problems.push(`LONG_RUNNING entry for ${id} is not needed`);
+      else if (found.action.limits.timeout_s.max !== max)
+        problems.push(`LONG_RUNNING ${id}: pack says ${found.action.limits.timeout_s.max}, table ${max}`);
     }
     assert.deepEqual(problems, []);
   });
@@ -129,7 +149,8 @@ describe('action-pack catalog: static checks', () => {
           problems.push(`${a.id} examples[${i}] render: ${r.errors.map((e) => `${e.field}: ${e.message}`).join('; ')}`);
           return;
         }
-        if (a.kind === 'exec' && r.argv[0] !== a.argv[0]) problems.push(`${a.id} examples[${i}]: argv[0] ${String(r.argv[0])}`);
+        if (a.kind === 'exec' && r.argv[0] !== a.argv[0])
+          problems.push(`${a.id} examples[${i}]: argv[0] ${String(r.argv[0])}`);
         if (r.argv.some((el) => el.includes('\0'))) problems.push(`${a.id} examples[${i}]: NUL in argv`);
       });
     }

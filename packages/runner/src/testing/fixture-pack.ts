@@ -76,6 +76,15 @@ argv: ["cat", "{{file}}"]
 args:
   file: { type: path, allow: ["${allowedDir}"], required: true }
 `,
+    'actions/pem.yaml': `id: fx.pem
+title: Print a private key
+description: Prints a (fake) PEM private key block over several lines.
+risk: read
+kind: exec
+argv: ["cat", "{{file}}"]
+args:
+  file: { type: path, allow: ["${allowedDir}"], required: true }
+`,
     'actions/longline.yaml': `id: fx.longline
 title: Long line
 description: Prints one very long line.

@@ -1,0 +1,96 @@
+import { join } from 'node:path';
+import websocket from '@fastify/websocket';
+import cookie from '@fastify/cookie';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { AIRLOCK_VERSION } from '@airlock/core';
+import { bootstrapOwner, type BootstrapResult } from './accounts/bootstrap.js';
+import { ServerAuditLog } from './audit/audit-log.js';
+import { createAuthenticator } from './auth/authenticate.js';
+import type { ServerConfig, ServerContext } from './context.js';
+import { openDatabase } from './db/database.js';
+import { ApiError } from './http/api-error.js';
+import { openApiDocument } from './http/openapi.js';
+import { RouteRegistry } from './http/routes.js';
+import { registerModules } from './modules.js';
+
+/** A running (or ready-to-listen) control plane. */
+export interface AirlockServer {
+  readonly app: FastifyInstance;
+  readonly ctx: ServerContext;
+  readonly bootstrap: BootstrapResult;
+  /** Start listening; resolves with the bound URL. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** Map an error to `{error: {code, message, fields?}}` and a status. */
+function errorBody(err: unknown): { status: number; body: Record<string, unknown> } {
+  if (err instanceof ApiError) {
+    return {
+      status: err.status,
+      body: { error: { code: err.apiCode, message: err.message, ...(err.fields === undefined ? {} : { fields: err.fields }) } },
+    };
+  }
+  const fe = err as FastifyError;
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    const code =
+      fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? 'payload_too_large'
+        : fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+          ? 'unsupported_media_type'
+          : fe.statusCode === 404
+            ? 'not_found'
+            : 'bad_request';
+    return { status: fe.statusCode, body: { error: { code, message: fe.message } } };
+  }
+  return { status: 500, body: { error: { code: 'internal', message: 'internal server error (see the server log for the request id)' } } };
+}
+
+/** Build a control plane: open the database, migrate, bootstrap the owner, register routes. */
+export async function createServer(config: ServerConfig): Promise<AirlockServer> {
+  const db = await openDatabase(config.database);
+  const app = Fastify({
+    logger: { level: config.logLevel },
+    bodyLimit: 1024 * 1024,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+    disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
+  });
+  await app.register(cookie);
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body } = errorBody(err);
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    void reply.code(status).header('x-request-id', req.id).send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
+  });
+
+  const audit = new ServerAuditLog(db);
+  const routes = new RouteRegistry(app, createAuthenticator(db));
+  const ctx: ServerContext = { config, db, audit, log: app.log, routes };
+  const bootstrap = await bootstrapOwner(db, audit, join(config.home, 'server', 'initial-admin-password'));
+  const modules = await registerModules(ctx, app);
+
+  app.get('/healthz', async () => ({ status: 'ok', version: AIRLOCK_VERSION }));
+  app.get('/api/v1/openapi.json', async () => openApiDocument(routes.routes));
+
+  let closed = false;
+  return {
+    app,
+    ctx,
+    bootstrap,
+    async listen() {
+      const address = await app.listen({ host: config.host, port: config.port });
+      return address;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await modules.close();
+      await app.close();
+      await db.close();
+    },
+  };
+}

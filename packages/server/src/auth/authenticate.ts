@@ -1,0 +1,68 @@
+import type { FastifyRequest } from 'fastify';
+import type { Db } from '../db/database.js';
+import type { Role } from '../db/schema.js';
+import type { Authenticator } from '../http/routes.js';
+import { ApiError } from '../http/api-error.js';
+import { isPermission, type Permission, ROLE_PERMISSIONS } from './permissions.js';
+import type { Principal } from './principal.js';
+import { tokenMatches, tokenPrefix } from './tokens.js';
+
+/** Resolves a dashboard session cookie (installed by the sessions module). */
+export type SessionResolver = (req: FastifyRequest) => Promise<Principal | undefined>;
+
+/**
+ * Build the authenticator: `Authorization: Bearer alk_…` API keys, else the session cookie.
+ * Everything is re-read per request (user role, disabled flag, key revocation and expiry),
+ * so a change to a user or key takes effect at once.
+ */
+export function createAuthenticator(db: Db, sessions?: SessionResolver): Authenticator {
+  return async (req) => {
+    const header = req.headers.authorization;
+    if (header !== undefined) {
+      const m = /^Bearer\s+(\S+)$/i.exec(header);
+      if (m?.[1] === undefined) throw ApiError.unauthorized('malformed Authorization header; expected "Bearer <api key>"');
+      return apiKeyPrincipal(db, m[1]);
+    }
+    return sessions === undefined ? undefined : sessions(req);
+  };
+}
+
+/** Resolve an API key to its principal, or throw 401. */
+export async function apiKeyPrincipal(db: Db, token: string): Promise<Principal> {
+  const prefix = tokenPrefix(token, 'alk');
+  if (prefix === undefined) throw ApiError.unauthorized('invalid API key');
+  const row = await db.kysely
+    .selectFrom('api_keys')
+    .innerJoin('users', 'users.id', 'api_keys.user_id')
+    .select([
+      'api_keys.id as key_id',
+      'api_keys.key_hash',
+      'api_keys.scopes',
+      'api_keys.expires_at',
+      'api_keys.revoked_at',
+      'api_keys.org_id',
+      'users.id as user_id',
+      'users.username',
+      'users.role',
+      'users.disabled',
+      'users.org_id as user_org',
+    ])
+    .where('api_keys.prefix', '=', prefix)
+    .executeTakeFirst();
+  if (row === undefined || !tokenMatches(token, row.key_hash)) throw ApiError.unauthorized('invalid API key');
+  if (row.revoked_at !== null) throw ApiError.unauthorized('API key revoked');
+  if (row.expires_at !== null && row.expires_at <= new Date().toISOString()) throw ApiError.unauthorized('API key expired');
+  if (row.disabled !== 0 || row.user_org !== row.org_id) throw ApiError.unauthorized('the owner of this API key is disabled');
+  const scopes = (JSON.parse(row.scopes) as string[]).filter(isPermission);
+  const rolePerms = new Set<Permission>(ROLE_PERMISSIONS[row.role as Role]);
+  const permissions = new Set<Permission>(scopes.filter((s) => rolePerms.has(s)));
+  return Object.freeze({
+    kind: 'api_key' as const,
+    orgId: row.org_id,
+    userId: row.user_id,
+    username: row.username,
+    role: row.role as Role,
+    permissions,
+    keyId: row.key_id,
+  });
+}
