@@ -1,5 +1,4 @@
-/**
- * @airlock/server — not implemented in this build yet (see the open issues). The package exists so
- * the workspace layout of docs/architecture.md holds from the start.
- */
-export const PACKAGE_STATUS = 'planned' as const;
+export { type AirlockServer, createServer } from './app.js';
+export { parseListen, serverConfig } from './config.js';
+export type { ServerConfig, ServerContext } from './context.js';
+export { type Db, openDatabase } from './db/database.js';

@@ -1,5 +1,8 @@
 import type { FastifyInstance } from 'fastify';
+import { registerAccountRoutes } from './accounts/routes.js';
+import { registerAuditRoutes } from './audit/routes.js';
 import type { ServerContext } from './context.js';
+import { registerRunnerModule } from './runners/routes.js';
 
 /** Something a module must stop on shutdown (timers, sockets). */
 export interface ModuleHandle {
@@ -9,8 +12,9 @@ export interface ModuleHandle {
 /** Register every feature module's routes. Each module owns its folder under src/. */
 export async function registerModules(ctx: ServerContext, app: FastifyInstance): Promise<ModuleHandle> {
   const handles: ModuleHandle[] = [];
-  void app;
-  void ctx;
+  for (const h of [await registerAccountRoutes(ctx), await registerAuditRoutes(ctx), await registerRunnerModule(ctx, app)]) {
+    if (h !== undefined) handles.push(h);
+  }
   return {
     async close() {
       for (const h of handles.reverse()) await h.close();
