@@ -39,7 +39,10 @@ export function testRunner(packDirs: string[], overrides: Partial<RunnerConfig> 
   const t = tempDir('airlock-runner-');
   const config: RunnerConfig = { ...defaultRunnerConfig({}), name: 'test-runner', packDirs, logPath: join(t.dir, 'events.jsonl'), ...overrides };
   const catalog = loadCatalog(config.packDirs);
-  if (catalog.failures.length > 0) throw new Error(`fixture packs failed: ${JSON.stringify(catalog.failures)}`);
+  if (catalog.failures.length > 0) {
+    t.cleanup();
+    throw new Error(`fixture packs failed: ${JSON.stringify(catalog.failures)}`);
+  }
   const log = new SecurityLog(config.logPath);
   return { root: t.dir, config, catalog, log, engine: new ActionEngine(catalog, config, log, {}), cleanup: t.cleanup };
 }
