@@ -67,6 +67,8 @@ export interface RunResult {
   readonly clamped: readonly ClampRecord[];
   readonly auditHash: string;
   readonly auditSeq: number;
+  /** The security-log event of this attempt (redacted), for mirroring by the control plane. */
+  readonly auditEvent: AuditEvent;
   readonly error: { readonly code: string; readonly message: string } | null;
   readonly startedAt: string;
   readonly finishedAt: string;
@@ -176,6 +178,7 @@ export class ActionEngine {
         clamped,
         auditHash: event.hash,
         auditSeq: event.seq,
+        auditEvent: event,
         error: extra.error ?? null,
         startedAt,
         finishedAt: new Date(finished).toISOString(),

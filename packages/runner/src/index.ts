@@ -16,3 +16,7 @@ export { airlockHome, bundledPacksDir, DEFAULT_ACTION_PATH, defaultSecurityLogPa
 export { KILL_GRACE_MS, MAX_LINE_CHARS, runProcess, type SpawnPlan } from './process-runner.js';
 export { SecurityLog, verifyLogFile } from './security-log.js';
 export { type RunnerState, runnerState } from './state.js';
+export { ControlClient, type ControlClientOptions, connectUrl, type StopReason } from './client/control-client.js';
+export { DedupRing } from './client/dedup-ring.js';
+export { Outbox } from './client/outbox.js';
+export { redeemBootstrapKey, type RunningRunner, type StartRunnerOptions, startRunner } from './client/runner-process.js';

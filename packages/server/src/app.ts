@@ -6,6 +6,7 @@ import { AIRLOCK_VERSION } from '@airlock/core';
 import { bootstrapOwner, type BootstrapResult } from './accounts/bootstrap.js';
 import { ServerAuditLog } from './audit/audit-log.js';
 import { createAuthenticator } from './auth/authenticate.js';
+import { sessionResolver } from './auth/sessions.js';
 import type { ServerConfig, ServerContext } from './context.js';
 import { openDatabase } from './db/database.js';
 import { ApiError } from './http/api-error.js';
@@ -68,7 +69,7 @@ export async function createServer(config: ServerConfig): Promise<AirlockServer>
   });
 
   const audit = new ServerAuditLog(db);
-  const routes = new RouteRegistry(app, createAuthenticator(db));
+  const routes = new RouteRegistry(app, createAuthenticator(db, sessionResolver(db, config)));
   const ctx: ServerContext = { config, db, audit, log: app.log, routes };
   const bootstrap = await bootstrapOwner(db, audit, join(config.home, 'server', 'initial-admin-password'));
   const modules = await registerModules(ctx, app);

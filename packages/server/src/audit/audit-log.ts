@@ -45,8 +45,9 @@ export class ServerAuditLog {
         time: new Date().toISOString(),
         kind: input.kind,
         principal: { ...input.actor },
-        runner: input.runner ?? '',
-        action: input.action ?? '',
+        // Events that concern no runner or action name the control plane and their kind.
+        runner: input.runner ?? 'control-plane',
+        action: input.action ?? input.kind,
         pack_hash: input.packHash ?? null,
         args_digest: input.argsDigest ?? `sha256:${'0'.repeat(64)}`,
         args: input.args ?? {},

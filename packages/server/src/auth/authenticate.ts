@@ -1,14 +1,16 @@
-import type { FastifyRequest } from 'fastify';
 import type { Db } from '../db/database.js';
 import type { Role } from '../db/schema.js';
 import type { Authenticator } from '../http/routes.js';
 import { ApiError } from '../http/api-error.js';
 import { isPermission, type Permission, ROLE_PERMISSIONS } from './permissions.js';
 import type { Principal } from './principal.js';
+import type { SessionResolver } from './sessions.js';
 import { tokenMatches, tokenPrefix } from './tokens.js';
 
-/** Resolves a dashboard session cookie (installed by the sessions module). */
-export type SessionResolver = (req: FastifyRequest) => Promise<Principal | undefined>;
+export type { SessionResolver } from './sessions.js';
+
+/** How often a key's `last_used_at` is written (at most), to keep the hot path read-only. */
+const LAST_USED_EVERY_MS = 60 * 1000;
 
 /**
  * Build the authenticator: `Authorization: Bearer alk_…` API keys, else the session cookie.
@@ -16,14 +18,14 @@ export type SessionResolver = (req: FastifyRequest) => Promise<Principal | undef
  * so a change to a user or key takes effect at once.
  */
 export function createAuthenticator(db: Db, sessions?: SessionResolver): Authenticator {
-  return async (req) => {
+  return async (req, reply) => {
     const header = req.headers.authorization;
     if (header !== undefined) {
       const m = /^Bearer\s+(\S+)$/i.exec(header);
       if (m?.[1] === undefined) throw ApiError.unauthorized('malformed Authorization header; expected "Bearer <api key>"');
       return apiKeyPrincipal(db, m[1]);
     }
-    return sessions === undefined ? undefined : sessions(req);
+    return sessions === undefined ? undefined : sessions(req, reply);
   };
 }
 
@@ -40,6 +42,7 @@ export async function apiKeyPrincipal(db: Db, token: string): Promise<Principal>
       'api_keys.scopes',
       'api_keys.expires_at',
       'api_keys.revoked_at',
+      'api_keys.last_used_at',
       'api_keys.org_id',
       'users.id as user_id',
       'users.username',
@@ -53,6 +56,10 @@ export async function apiKeyPrincipal(db: Db, token: string): Promise<Principal>
   if (row.revoked_at !== null) throw ApiError.unauthorized('API key revoked');
   if (row.expires_at !== null && row.expires_at <= new Date().toISOString()) throw ApiError.unauthorized('API key expired');
   if (row.disabled !== 0 || row.user_org !== row.org_id) throw ApiError.unauthorized('the owner of this API key is disabled');
+  const now = Date.now();
+  if (row.last_used_at === null || now - Date.parse(row.last_used_at) >= LAST_USED_EVERY_MS) {
+    await db.kysely.updateTable('api_keys').set({ last_used_at: new Date(now).toISOString() }).where('id', '=', row.key_id).execute();
+  }
   const scopes = (JSON.parse(row.scopes) as string[]).filter(isPermission);
   const rolePerms = new Set<Permission>(ROLE_PERMISSIONS[row.role as Role]);
   const permissions = new Set<Permission>(scopes.filter((s) => rolePerms.has(s)));

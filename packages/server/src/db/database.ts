@@ -6,6 +6,9 @@ import pg from 'pg';
 import { AirlockError } from '@airlock/core';
 import type { Dialect } from './dialect.js';
 import { initial } from './migrations/0001-initial.js';
+import { audit } from './migrations/0200-audit.js';
+import { accounts } from './migrations/0100-accounts.js';
+import { packFiles } from './migrations/0300-pack-files.js';
 import type { Database } from './schema.js';
 
 /** An open database with its dialect. */
@@ -21,6 +24,9 @@ export interface Db {
 function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     '0001-initial': initial(dialect),
+    '0200-audit': audit(dialect),
+    '0100-accounts': accounts(),
+    '0300-pack-files': packFiles,
   };
 }
 

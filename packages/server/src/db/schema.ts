@@ -174,6 +174,14 @@ export interface AuditCheckpointsTable {
   signature: string;
 }
 
+export interface PackFilesTable {
+  pack_id: string;
+  path: string;
+  sha256: string;
+  /** UTF-8 text, or null for binary or oversized files. */
+  content: string | null;
+}
+
 /** Every table, for Kysely. */
 export interface Database {
   orgs: OrgsTable;
@@ -187,4 +195,5 @@ export interface Database {
   audit_events: AuditEventsTable;
   runner_events: RunnerEventsTable;
   audit_checkpoints: AuditCheckpointsTable;
+  pack_files: PackFilesTable;
 }

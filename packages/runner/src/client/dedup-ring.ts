@@ -1,0 +1,40 @@
+import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+
+/**
+ * Request ids this runner has finished and had acknowledged, kept on disk (bounded) so a
+ * run_action re-sent after any reconnect or restart is recognised and never executed twice.
+ */
+export class DedupRing {
+  private readonly ids: string[] = [];
+  private readonly set = new Set<string>();
+
+  constructor(
+    private readonly path: string,
+    private readonly capacity = 4096,
+  ) {
+    if (existsSync(path)) {
+      for (const id of readFileSync(path, 'utf8').split('\n')) if (id !== '') this.remember(id);
+    }
+  }
+
+  has(id: string): boolean {
+    return this.set.has(id);
+  }
+
+  add(id: string): void {
+    if (this.set.has(id)) return;
+    this.remember(id);
+    appendFileSync(this.path, `${id}\n`, { mode: 0o600 });
+    // Compact the file when it holds twice what we keep.
+    if (this.ids.length === this.capacity && readFileSync(this.path, 'utf8').length > this.capacity * 2 * 40) {
+      writeFileSync(`${this.path}.tmp`, `${this.ids.join('\n')}\n`, { mode: 0o600 });
+      renameSync(`${this.path}.tmp`, this.path);
+    }
+  }
+
+  private remember(id: string): void {
+    this.ids.push(id);
+    this.set.add(id);
+    while (this.ids.length > this.capacity) this.set.delete(this.ids.shift()!);
+  }
+}

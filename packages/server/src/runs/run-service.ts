@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto';
+import { digestArgs } from '@airlock/core';
+import { type Principal, principalRecord } from '../auth/principal.js';
+import type { ServerContext } from '../context.js';
+import type { RunsTable } from '../db/schema.js';
+import { ApiError } from '../http/api-error.js';
+import { isPackTrusted } from '../packs/pack-store.js';
+import type { RunnerHub } from '../runners/hub.js';
+import { parseState } from '../runners/runner-store.js';
+import { isFinal } from './run-view.js';
+
+/** A request to run an action, as accepted by `POST /api/v1/runs`. */
+export interface RunRequest {
+  readonly runner: string;
+  readonly action: string;
+  readonly args: Record<string, unknown>;
+  readonly limits: Record<string, number>;
+  readonly reason: string;
+}
+
+/** Find a runner of the caller's organisation by id or name. */
+export async function findRunner(ctx: ServerContext, orgId: string, idOrName: string) {
+  return ctx.db.kysely
+    .selectFrom('runners')
+    .selectAll()
+    .where('org_id', '=', orgId)
+    .where((eb) => eb.or([eb('id', '=', idOrName), eb('name', '=', idOrName)]))
+    .executeTakeFirst();
+}
+
+/**
+ * Queue a run and dispatch it when the runner is connected. Refuses (with the field at fault)
+ * an unknown runner, a revoked runner, an action the runner does not offer, and a pack hash
+ * the organisation has not trusted. Arguments are validated again, authoritatively, on the runner.
+ */
+export async function createRun(ctx: ServerContext, hub: RunnerHub, principal: Principal, req: RunRequest): Promise<RunsTable> {
+  const runner = await findRunner(ctx, principal.orgId, req.runner);
+  if (runner === undefined) throw ApiError.notFound(`runner ${JSON.stringify(req.runner)}`);
+  if (runner.status === 'revoked') throw ApiError.conflict(`runner ${runner.name} is revoked`);
+  const state = parseState(runner);
+  const pack = state.packs.find((p) => p.actions.includes(req.action));
+  if (pack === undefined) {
+    throw ApiError.badRequest(`body.action: runner ${runner.name} does not offer ${req.action}`, [
+      { field: 'body.action', message: `runner ${runner.name} does not offer ${req.action}` },
+    ]);
+  }
+  if (!(await isPackTrusted(ctx.db, principal.orgId, pack.name, pack.hash))) {
+    throw new ApiError(
+      409,
+      'pack_untrusted',
+      `pack ${pack.name} with hash ${pack.hash} on runner ${runner.name} is not trusted in this organisation; an admin must review and trust it first`,
+    );
+  }
+  const now = new Date().toISOString();
+  const row: RunsTable = {
+    id: randomUUID(),
+    org_id: principal.orgId,
+    runner_id: runner.id,
+    action: req.action,
+    pack_name: pack.name,
+    pack_hash: pack.hash,
+    args: JSON.stringify(req.args),
+    limits: JSON.stringify(req.limits),
+    reason: req.reason,
+    requested_by: JSON.stringify(principalRecord(principal)),
+    status: 'queued',
+    exit_code: null,
+    created_at: now,
+    dispatched_at: null,
+    started_at: null,
+    finished_at: null,
+    duration_ms: null,
+    truncated: 0,
+    output_bytes: 0,
+    clamped: null,
+    audit_hash: null,
+    error_code: null,
+    error_message: null,
+    cancel_requested: 0,
+  };
+  await ctx.db.kysely.insertInto('runs').values(row).execute();
+  await ctx.audit.record({
+    orgId: principal.orgId,
+    id: row.id,
+    kind: 'run.requested',
+    actor: principalRecord(principal),
+    runner: runner.id,
+    action: req.action,
+    packHash: pack.hash,
+    reason: req.reason,
+    argsDigest: digestArgs(req.args),
+    status: 'success',
+    data: { runner: runner.name, limits: req.limits, decision: 'allow', rule: 'trusted pack; runs:write permission' },
+  });
+  await hub.dispatch(row);
+  return (await ctx.db.kysely.selectFrom('runs').selectAll().where('id', '=', row.id).executeTakeFirst()) ?? row;
+}
+
+/** Cancel a run: at once when it has not reached the runner, else by asking the runner. */
+export async function cancelRun(ctx: ServerContext, hub: RunnerHub, principal: Principal, run: RunsTable, reason: string): Promise<void> {
+  if (isFinal(run.status)) throw ApiError.conflict(`run ${run.id} already finished (${run.status})`);
+  await ctx.db.kysely.updateTable('runs').set({ cancel_requested: 1 }).where('id', '=', run.id).execute();
+  await ctx.audit.record({
+    orgId: principal.orgId,
+    id: run.id,
+    kind: 'run.cancel_requested',
+    actor: principalRecord(principal),
+    runner: run.runner_id,
+    action: run.action,
+    reason,
+  });
+  // Only a queued run is known never to have reached the runner; anything later is cancelled
+  // by the runner itself (now, or when it reconnects), so its final status stays truthful.
+  if (run.status === 'queued') {
+    const res = await ctx.db.kysely
+      .updateTable('runs')
+      .set({ status: 'cancelled', finished_at: new Date().toISOString(), error_code: 'cancelled', error_message: `cancelled before it started: ${reason}` })
+      .where('id', '=', run.id)
+      .where('status', '=', 'queued')
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 1) {
+      await hub.emitStatus(run.id);
+      return;
+    }
+  }
+  hub.cancel(run, reason);
+}
