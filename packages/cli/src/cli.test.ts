@@ -147,10 +147,37 @@ describe('airlock CLI', () => {
     assert.match(r.err, /bogus/);
   });
 
-  test('up (npm start) loads the catalog and runs a smoke check', () => {
-    const r = airlock('up');
-    assert.equal(r.code, 0, r.out + r.err);
-    assert.match(r.out, /smoke check: showcase\.host_summary → success/);
-    assert.match(r.out, /not in this build yet/i);
+  test('up (npm start) brings up the control plane and a local runner; the printed API key dispatches with curl-like calls', async () => {
+    const { freePort, spawnAirlock, until } = await import('./testing/processes.js');
+    const port = await freePort();
+    const up = spawnAirlock(['up', '--listen', `127.0.0.1:${port}`], { AIRLOCK_HOME: join(home, 'up') });
+    try {
+      await up.waitFor(/ready \(Ctrl-C to stop\)/, 60_000);
+      const out = up.output();
+      assert.match(out, /local runner +"local" connected: 9 packs/);
+      assert.match(out, /user +admin/);
+      const password = /password +(\S+)/.exec(out)?.[1];
+      assert.ok(password !== undefined && password.length >= 16, out);
+      const key = /API key +(alk_\S+)/.exec(out)?.[1];
+      assert.ok(key !== undefined, out);
+      const base = `http://127.0.0.1:${port}`;
+      const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+      const created = await fetch(`${base}/api/v1/runs`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ runner: 'local', action: 'showcase.echo', args: { message: 'hello' }, reason: 'npm start test' }),
+      });
+      assert.equal(created.status, 201);
+      const id = ((await created.json()) as { id: string }).id;
+      const done = await until(async () => {
+        const r = (await (await fetch(`${base}/api/v1/runs/${id}`, { headers })).json()) as { status: string };
+        return r.status === 'success' ? r : undefined;
+      }, 20_000, 'the run');
+      assert.equal(done.status, 'success');
+      const output = (await (await fetch(`${base}/api/v1/runs/${id}/output`, { headers })).json()) as { lines: { line: string }[] };
+      assert.deepEqual(output.lines.map((l) => l.line), ['hello']);
+    } finally {
+      await up.kill('SIGINT');
+    }
   });
 });

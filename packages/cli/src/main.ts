@@ -4,6 +4,7 @@ import { registerActionCommands } from './commands/action.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerPackCommands } from './commands/pack.js';
 import { registerRunnerCommands } from './commands/runner.js';
+import { registerServerCommand } from './commands/server.js';
 import { registerLaterCommands } from './commands/later.js';
 import { registerUpCommand } from './commands/up.js';
 import { ExitCode } from './exit-codes.js';
@@ -37,6 +38,7 @@ Docs: docs/architecture.md, docs/action-packs.md, docs/security-model.md`,
   registerUpCommand(program);
   registerPackCommands(program);
   registerActionCommands(program);
+  registerServerCommand(program);
   registerRunnerCommands(program);
   registerAuditCommands(program);
   registerLaterCommands(program);

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
-import websocket from '@fastify/websocket';
-import cookie from '@fastify/cookie';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { AIRLOCK_VERSION } from '@airlock/core';
-import { bootstrapOwner, type BootstrapResult } from './accounts/bootstrap.js';
+import cookie from '@fastify/cookie';
+import websocket from '@fastify/websocket';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { type BootstrapResult, bootstrapOwner } from './accounts/bootstrap.js';
 import { ServerAuditLog } from './audit/audit-log.js';
 import { createAuthenticator } from './auth/authenticate.js';
-import { sessionResolver } from './auth/sessions.js';
+import { installSessions } from './auth/sessions.js';
 import type { ServerConfig, ServerContext } from './context.js';
 import { openDatabase } from './db/database.js';
 import { ApiError } from './http/api-error.js';
@@ -29,7 +29,9 @@ function errorBody(err: unknown): { status: number; body: Record<string, unknown
   if (err instanceof ApiError) {
     return {
       status: err.status,
-      body: { error: { code: err.apiCode, message: err.message, ...(err.fields === undefined ? {} : { fields: err.fields }) } },
+      body: {
+        error: { code: err.apiCode, message: err.message, ...(err.fields === undefined ? {} : { fields: err.fields }) },
+      },
     };
   }
   const fe = err as FastifyError;
@@ -44,7 +46,10 @@ function errorBody(err: unknown): { status: number; body: Record<string, unknown
             : 'bad_request';
     return { status: fe.statusCode, body: { error: { code, message: fe.message } } };
   }
-  return { status: 500, body: { error: { code: 'internal', message: 'internal server error (see the server log for the request id)' } } };
+  return {
+    status: 500,
+    body: { error: { code: 'internal', message: 'internal server error (see the server log for the request id)' } },
+  };
 }
 
 /** Build a control plane: open the database, migrate, bootstrap the owner, register routes. */
@@ -55,7 +60,6 @@ export async function createServer(config: ServerConfig): Promise<AirlockServer>
     bodyLimit: 1024 * 1024,
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
-    disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
   });
   await app.register(cookie);
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
@@ -65,11 +69,13 @@ export async function createServer(config: ServerConfig): Promise<AirlockServer>
     void reply.code(status).header('x-request-id', req.id).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
+    void reply
+      .code(404)
+      .send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
   });
 
   const audit = new ServerAuditLog(db);
-  const routes = new RouteRegistry(app, createAuthenticator(db, sessionResolver(db, config)));
+  const routes = new RouteRegistry(app, createAuthenticator(db, installSessions(app, db, config)));
   const ctx: ServerContext = { config, db, audit, log: app.log, routes };
   const bootstrap = await bootstrapOwner(db, audit, join(config.home, 'server', 'initial-admin-password'));
   const modules = await registerModules(ctx, app);

@@ -8,11 +8,6 @@ const notYet = (what: string) => (): never => {
 /** Verbs whose implementation lands with later work; each says so instead of pretending. */
 export function registerLaterCommands(program: Command): void {
   program
-    .command('server')
-    .description('run the control plane: HTTP API, runner hub, MCP endpoint, dashboard (not available yet)')
-    .option('--listen <addr>', 'address to listen on', '127.0.0.1:7700')
-    .action(notYet('airlock server (the control plane)'));
-  program
     .command('mcp')
     .description('stdio MCP bridge for local agent clients (not available yet)')
     .action(notYet('airlock mcp (the MCP bridge)'));

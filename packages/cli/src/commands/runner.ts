@@ -1,7 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { AirlockError } from '@airlock/core';
-import { airlockHome, loadCatalog, runnerState } from '@airlock/runner';
+import { loadCatalog, redeemBootstrapKey, runnerState, startRunner } from '@airlock/runner';
+import { ExitCode } from '../exit-codes.js';
+import { untilSignal } from './server.js';
 import type { Command } from 'commander';
 import { emit, runnerConfigFrom } from '../options.js';
 
@@ -33,9 +35,10 @@ export function registerRunnerCommands(program: Command): void {
 
   runner
     .command('reload')
-    .description('ask the running runner to reload its packs (sends SIGHUP to the pid in $AIRLOCK_HOME/runner/runner.pid)')
-    .action(() => {
-      const pidFile = join(airlockHome(), 'runner', 'runner.pid');
+    .description('ask the running runner to reload its packs (sends SIGHUP to the pid in runner.pid next to its security log)')
+    .option('-c, --config <file>', 'runner config file (YAML), to find the runner state folder')
+    .action((opts: { config?: string }) => {
+      const pidFile = join(dirname(runnerConfigFrom(opts).logPath), 'runner.pid');
       let pid: number;
       try {
         pid = Number.parseInt(readFileSync(pidFile, 'utf8'), 10);
@@ -54,8 +57,50 @@ export function registerRunnerCommands(program: Command): void {
     .command('connect')
     .description('run the runner: dial out to the control plane and serve declared actions (never listens on a port)')
     .option('-c, --config <file>', 'runner config file (YAML)')
-    .option('--server <url>', 'control-plane URL (overrides the config)')
-    .action(() => {
-      throw new AirlockError('not_available', 'runner connect needs the control plane, which is not available in this build yet');
+    .option('--server <url>', 'control-plane URL (overrides the config; env AIRLOCK_SERVER)')
+    .option('--bootstrap-key <key>', 'one-time key from "create runner"; exchanged for a token saved in $AIRLOCK_HOME/runner/token')
+    .addHelpText(
+      'after',
+      `
+Credentials, in order: AIRLOCK_RUNNER_KEY (a runner token), --bootstrap-key (exchanged once
+for a token, then saved 0600), the saved token file. The runner reconnects with jittered
+exponential backoff, keeps results in a persistent outbox until the control plane acks them,
+and reloads its packs on SIGHUP ("airlock runner reload"). Exit code 1 when the control
+plane revokes or refuses the runner.
+
+Example:
+  airlock runner connect --server https://airlock.example.com --bootstrap-key alb_…`,
+    )
+    .action(async (opts: { config?: string; server?: string; bootstrapKey?: string }) => {
+      const config = runnerConfigFrom(opts);
+      const serverUrl = opts.server ?? process.env['AIRLOCK_SERVER'] ?? config.server;
+      if (serverUrl === undefined) throw new AirlockError('invalid_config', 'no control plane: pass --server URL, set AIRLOCK_SERVER, or set "server" in the runner config');
+      const tokenFile = config.tokenFile ?? join(dirname(config.logPath), 'token');
+      let token = process.env['AIRLOCK_RUNNER_KEY'];
+      if ((token === undefined || token === '') && opts.bootstrapKey !== undefined) {
+        const reg = await redeemBootstrapKey(serverUrl, opts.bootstrapKey);
+        mkdirSync(dirname(tokenFile), { recursive: true, mode: 0o700 });
+        writeFileSync(tokenFile, `${reg.token}\n`, { mode: 0o600 });
+        chmodSync(tokenFile, 0o600);
+        process.stderr.write(`registered as runner ${reg.name} (${reg.runnerId}); token saved to ${tokenFile}\n`);
+        token = reg.token;
+      }
+      if ((token === undefined || token === '') && existsSync(tokenFile)) token = readFileSync(tokenFile, 'utf8').trim();
+      if (token === undefined || token === '') {
+        throw new AirlockError('invalid_config', `no runner credentials: pass --bootstrap-key, set AIRLOCK_RUNNER_KEY, or keep a token in ${tokenFile}`);
+      }
+      const running = startRunner({
+        config,
+        serverUrl,
+        token,
+        manageProcess: true,
+        logger: (level, msg) => process.stderr.write(`${new Date().toISOString()} ${level} ${msg}\n`),
+      });
+      process.stderr.write(`runner ${config.name} connecting to ${serverUrl} (pid ${process.pid}; packs: ${running.engine.currentCatalog.packs.map((p) => p.pack.name).join(', ')})\n`);
+      const stop = await Promise.race([running.stopped, untilSignal(async () => running.stop()).then(() => ({ reason: 'closed' as const, detail: 'signal' }))]);
+      if (stop.reason !== 'closed') {
+        process.stderr.write(`runner stopped: ${stop.detail}\n`);
+        process.exitCode = ExitCode.failure;
+      }
     });
 }

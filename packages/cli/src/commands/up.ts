@@ -1,50 +1,96 @@
-import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { AIRLOCK_VERSION } from '@airlock/core';
-import { airlockHome, runnerState } from '@airlock/runner';
+import { join } from 'node:path';
+import { AIRLOCK_VERSION, AirlockError } from '@airlock/core';
+import { airlockHome, bundledPacksDir, defaultRunnerConfig, loadCatalog, type RunnerConfig, startRunner } from '@airlock/runner';
 import type { Command } from 'commander';
-import { localPrincipal, openLocalRunner } from '../local-runner.js';
 import { runnerConfigFrom } from '../options.js';
+import { untilSignal } from './server.js';
 
-/** `airlock up` (what `npm start` runs): bring up the local product and say what is there. */
+/** `airlock up` (what `npm start` runs): the whole local product in one process. */
 export function registerUpCommand(program: Command): void {
   program
     .command('up')
-    .description('bring up a complete local installation (what "npm start" runs)')
-    .option('-c, --config <file>', 'runner config file (YAML)')
-    .action(async (opts: { config?: string }) => {
+    .description('bring up a complete local installation: control plane on SQLite and a local runner (what "npm start" runs)')
+    .option('--listen <host:port>', 'control-plane address (env AIRLOCK_LISTEN; default 127.0.0.1:7700)')
+    .option('-c, --config <file>', 'runner config file (YAML) for the local runner')
+    .addHelpText(
+      'after',
+      `
+Everything lives in $AIRLOCK_HOME (default ~/.airlock): the SQLite database, the runner's
+security log, its token, and a local API key. The bundled packs are trusted on your
+behalf (an audited decision); packs you add later wait for your review. Ctrl-C stops.`,
+    )
+    .action(async (opts: { listen?: string; config?: string }) => {
+      const { createServer, ensureLocalApiKey, ensureLocalRunnerToken, serverConfig, trustPackHashes } = await import('@airlock/server');
       const home = airlockHome();
       mkdirSync(home, { recursive: true, mode: 0o700 });
-      const config = runnerConfigFrom(opts);
-      const { catalog, engine } = openLocalRunner(config);
-      const state = runnerState(config, catalog);
-      const actions = state.packs.reduce((n, p) => n + p.actions.length, 0);
-      const out = (s: string): void => void process.stdout.write(`${s}\n`);
-      out(`airlock ${AIRLOCK_VERSION} — local installation in ${home}`);
-      out('');
-      out(`runner "${state.runner.name}": ${state.packs.length} packs, ${actions} declared actions`);
-      for (const p of state.packs) out(`  ${p.name.padEnd(14)} ${p.hash.slice(0, 23)}…  ${p.actions.length} actions`);
-      for (const f of state.failures) out(`  FAILED ${f.dir}: ${f.errors.join('; ')}`);
-      out(`security log: ${config.logPath}`);
-      const smoke = catalog.findAction('showcase.host_summary') !== undefined ? 'showcase.host_summary' : 'linux.uptime';
-      const res = await engine.run({
-        requestId: randomUUID(),
-        action: smoke,
-        args: {},
-        reason: 'npm start smoke check',
-        principal: localPrincipal(),
+      const out = (s = ''): void => void process.stdout.write(`${s}\n`);
+      out(`airlock ${AIRLOCK_VERSION} — starting a local installation in ${home}`);
+
+      const config = serverConfig({ home, logLevel: process.env['AIRLOCK_LOG_LEVEL'] ?? 'warn', ...(opts.listen === undefined ? {} : { listen: opts.listen }) });
+      const server = await createServer(config);
+      let url: string;
+      try {
+        url = await server.listen();
+      } catch (e) {
+        await server.close();
+        throw new AirlockError(
+          'invalid_config',
+          `cannot listen on ${config.host}:${config.port} (${(e as Error).message}); is another airlock running? Use --listen or AIRLOCK_LISTEN to pick another address`,
+        );
+      }
+      out(`control plane   ${url}  (SQLite ${server.ctx.db.location})`);
+
+      const runnerConfig: RunnerConfig = opts.config === undefined && (process.env['AIRLOCK_RUNNER_CONFIG'] ?? '') === ''
+        ? { ...defaultRunnerConfig(), name: 'local' }
+        : runnerConfigFrom(opts);
+      const token = await ensureLocalRunnerToken(server, runnerConfig.name, join(home, 'runner', 'token'));
+      const bundled = loadCatalog([bundledPacksDir()]);
+      const runner = startRunner({
+        config: runnerConfig,
+        serverUrl: url,
+        token,
+        logger: (level, msg) => {
+          if (level !== 'info') process.stderr.write(`runner ${level}: ${msg}\n`);
+        },
       });
-      out(`smoke check: ${smoke} → ${res.status} in ${res.durationMs} ms (event #${res.auditSeq})`);
+      const deadline = Date.now() + 15_000;
+      while (!runner.client.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (!runner.client.connected) out('local runner    NOT connected yet (see messages above); it keeps retrying');
+      // Wait until the hello is recorded, then trust the bundled packs' exact hashes.
+      const hashes = new Set(bundled.packs.map((p) => p.pack.hash));
+      let trusted: string[] = [];
+      for (let i = 0; i < 40; i++) {
+        trusted = trusted.concat(await trustPackHashes(server, hashes, 'bundled with airlock; trusted by npm start'));
+        const pending = await server.ctx.db.kysely.selectFrom('packs').select('hash').where('status', '=', 'pending').execute();
+        if (pending.every((p) => !hashes.has(p.hash)) && (await server.ctx.db.kysely.selectFrom('packs').select('id').execute()).length > 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const actions = runner.engine.currentCatalog.packs.reduce((n, p) => n + p.pack.actions.length, 0);
+      out(`local runner    "${runnerConfig.name}" connected: ${runner.engine.currentCatalog.packs.length} packs, ${actions} actions${trusted.length > 0 ? ` (trusted now: ${trusted.join(', ')})` : ''}`);
+      out(`security log    ${runnerConfig.logPath}`);
+      const apiKey = await ensureLocalApiKey(server, join(home, 'server', 'local-api-key'));
       out('');
-      out('Not in this build yet: the control plane (airlock server, dashboard at http://127.0.0.1:7700),');
-      out('MCP for agents, and microVM sandboxes. They arrive with the next milestones (see docs/architecture.md).');
+      out('Sign in');
+      out(`  user      ${server.bootstrap.username}`);
+      out(
+        server.bootstrap.password !== undefined
+          ? `  password  ${server.bootstrap.password}   (one-time; change it with POST /api/v1/auth/password)`
+          : '  password  (already changed)',
+      );
+      out(`  API key   ${apiKey}   (operator scopes; saved in ${join(home, 'server', 'local-api-key')})`);
       out('');
-      out('Try:');
-      out('  npx airlock action list');
-      out('  npx airlock action run linux.uptime --reason "first run"');
-      out('  npx airlock action run showcase.echo --arg \'message=$(id); rm -rf /\' --reason "metacharacters stay literal"');
-      out('  npx airlock events tail');
-      out('  npx airlock audit verify');
-      if (res.status !== 'success') process.exitCode = 1;
+      out('Try it');
+      out(`  curl -s -H "Authorization: Bearer ${apiKey}" -H 'content-type: application/json' \\`);
+      out(`       -d '{"runner":"${runnerConfig.name}","action":"showcase.echo","args":{"message":"hello"},"reason":"first run"}' ${url}/api/v1/runs`);
+      out(`  curl -s -H "Authorization: Bearer ${apiKey}" ${url}/api/v1/runs`);
+      out(`  API reference: ${url}/api/v1/openapi.json`);
+      out('');
+      out('Not in this build yet: the web dashboard, MCP for agents, and microVM sandboxes.');
+      out('ready (Ctrl-C to stop)');
+      await untilSignal(async () => {
+        runner.stop();
+        await server.close();
+      });
     });
 }

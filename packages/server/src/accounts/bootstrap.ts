@@ -61,6 +61,11 @@ export async function bootstrapOwner(db: Db, audit: ServerAuditLog, credentialsF
   mkdirSync(dirname(credentialsFile), { recursive: true, mode: 0o700 });
   writeFileSync(credentialsFile, `${password}\n`, { mode: 0o600 });
   chmodSync(credentialsFile, 0o600);
-  await audit.record({ orgId, kind: 'account.bootstrap', actor: { type: 'system', id: 'airlock' }, data: { user: 'admin', role: 'owner' } });
+  await audit.record({
+    orgId,
+    kind: 'account.bootstrap',
+    actor: { type: 'system', id: 'airlock' },
+    data: { user: 'admin', role: 'owner' },
+  });
   return { orgId, username: 'admin', password, created: true };
 }

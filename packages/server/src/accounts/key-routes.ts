@@ -27,7 +27,9 @@ function keyOut(k: {
     id: k.id,
     name: k.name,
     prefix: k.prefix,
-    scopes: (JSON.parse(k.scopes) as string[]).filter((s): s is Permission => (PERMISSIONS as readonly string[]).includes(s)),
+    scopes: (JSON.parse(k.scopes) as string[]).filter((s): s is Permission =>
+      (PERMISSIONS as readonly string[]).includes(s),
+    ),
     user: { id: k.user_id, username: k.username },
     expires_at: k.expires_at,
     revoked_at: k.revoked_at,
@@ -76,12 +78,16 @@ export function registerKeyRoutes(ctx: ServerContext): void {
   ctx.routes.add({
     method: 'POST',
     url: '/api/v1/api-keys',
-    summary: 'Create an API key for yourself with scopes no wider than your own permissions; the token is returned once',
+    summary:
+      'Create an API key for yourself with scopes no wider than your own permissions; the token is returned once',
     tag: 'api-keys',
     auth: { permission: 'keys:write' },
     body: z.strictObject({
       name: z.string().trim().min(1).max(100),
-      scopes: z.array(PermissionName).min(1).max(PERMISSIONS.length * 2),
+      scopes: z
+        .array(PermissionName)
+        .min(1)
+        .max(PERMISSIONS.length * 2),
       expires_in_days: z.number().int().min(1).max(365).optional().describe('default 90'),
     }),
     status: 201,
@@ -91,7 +97,10 @@ export function registerKeyRoutes(ctx: ServerContext): void {
       const bad: FieldError[] = [];
       body.scopes.forEach((s, i) => {
         if (!p.permissions.has(s)) {
-          bad.push({ field: `body.scopes.${i}`, message: `${s}: wider than your own permissions (a key can only narrow what its creator may do)` });
+          bad.push({
+            field: `body.scopes.${i}`,
+            message: `${s}: wider than your own permissions (a key can only narrow what its creator may do)`,
+          });
         }
       });
       if (bad.length > 0) throw ApiError.badRequest(bad.map((f) => `${f.field}: ${f.message}`).join('; '), bad);
@@ -100,7 +109,11 @@ export function registerKeyRoutes(ctx: ServerContext): void {
       let expires = now.getTime() + (body.expires_in_days ?? 90) * DAY_MS;
       if (p.kind === 'api_key' && p.keyId !== undefined) {
         // A key minted by a key never outlives it.
-        const parent = await db.kysely.selectFrom('api_keys').select(['expires_at']).where('id', '=', p.keyId).executeTakeFirst();
+        const parent = await db.kysely
+          .selectFrom('api_keys')
+          .select(['expires_at'])
+          .where('id', '=', p.keyId)
+          .executeTakeFirst();
         if (parent?.expires_at != null) expires = Math.min(expires, Date.parse(parent.expires_at));
       }
       const base = {
@@ -147,7 +160,10 @@ export function registerKeyRoutes(ctx: ServerContext): void {
     status: 204,
     handler: async ({ principal, params }) => {
       const p = principal!;
-      const key = await keyRows().where('api_keys.id', '=', params.id).where('api_keys.org_id', '=', p.orgId).executeTakeFirst();
+      const key = await keyRows()
+        .where('api_keys.id', '=', params.id)
+        .where('api_keys.org_id', '=', p.orgId)
+        .executeTakeFirst();
       if (key === undefined) throw ApiError.notFound('API key');
       if (key.user_id === p.userId) {
         if (p.kind === 'api_key' && p.keyId !== key.id && !p.permissions.has('keys:write')) {
@@ -155,10 +171,14 @@ export function registerKeyRoutes(ctx: ServerContext): void {
         }
       } else {
         if (!p.permissions.has('users:write')) throw ApiError.notFound('API key');
-        assertRank(p, key.role as Role, "revoke a key of");
+        assertRank(p, key.role as Role, 'revoke a key of');
       }
       if (key.revoked_at !== null) return undefined;
-      await db.kysely.updateTable('api_keys').set({ revoked_at: new Date().toISOString() }).where('id', '=', key.id).execute();
+      await db.kysely
+        .updateTable('api_keys')
+        .set({ revoked_at: new Date().toISOString() })
+        .where('id', '=', key.id)
+        .execute();
       await audit.record({
         orgId: p.orgId,
         kind: 'apikey.revoked',

@@ -4,7 +4,7 @@ import { generatePassword, hashPassword } from '../auth/passwords.js';
 import { principalRecord } from '../auth/principal.js';
 import type { ServerContext } from '../context.js';
 import { ApiError } from '../http/api-error.js';
-import { isUniqueViolation, OrgName, OrgOut, UserOut, Username, userOut } from './schemas.js';
+import { isUniqueViolation, OrgName, OrgOut, Username, UserOut, userOut } from './schemas.js';
 import { firstOrg } from './session-routes.js';
 
 /** Organisations: create (instance owners only) and read the caller's own. */
@@ -19,7 +19,11 @@ export function registerOrgRoutes(ctx: ServerContext): void {
     auth: 'authenticated',
     body: z.strictObject({ name: OrgName, owner_username: Username }),
     status: 201,
-    response: z.object({ org: OrgOut, owner: UserOut, password: z.string().describe("the owner's one-time password, shown once") }),
+    response: z.object({
+      org: OrgOut,
+      owner: UserOut,
+      password: z.string().describe("the owner's one-time password, shown once"),
+    }),
     handler: async ({ principal, body }) => {
       const p = principal!;
       const first = await firstOrg(ctx);
@@ -52,7 +56,15 @@ export function registerOrgRoutes(ctx: ServerContext): void {
       }
       const data = { org_id: org.id, name: org.name, owner: owner.username, owner_id: owner.id };
       await audit.record({ orgId: p.orgId, kind: 'org.created', actor: principalRecord(p), id: org.id, data });
-      await audit.record({ orgId: org.id, kind: 'org.created', actor: principalRecord(p), id: org.id, data });
+      // In the new organisation's own log the creator appears as the instance, so no user id
+      // of another organisation shows up in its tenants' view.
+      await audit.record({
+        orgId: org.id,
+        kind: 'org.created',
+        actor: { type: 'system', id: 'instance', name: 'instance owner' },
+        id: org.id,
+        data: { org_id: org.id, name: org.name, owner: owner.username, owner_id: owner.id },
+      });
       return { org, owner: userOut(owner), password };
     },
   });
@@ -63,9 +75,17 @@ export function registerOrgRoutes(ctx: ServerContext): void {
     summary: "The caller's organisation",
     tag: 'orgs',
     auth: 'authenticated',
-    response: OrgOut.extend({ instance_owner_org: z.boolean().describe('true for the first organisation, whose owners may create organisations') }),
+    response: OrgOut.extend({
+      instance_owner_org: z
+        .boolean()
+        .describe('true for the first organisation, whose owners may create organisations'),
+    }),
     handler: async ({ principal }) => {
-      const org = await db.kysely.selectFrom('orgs').select(['id', 'name', 'created_at']).where('id', '=', principal!.orgId).executeTakeFirstOrThrow();
+      const org = await db.kysely
+        .selectFrom('orgs')
+        .select(['id', 'name', 'created_at'])
+        .where('id', '=', principal!.orgId)
+        .executeTakeFirstOrThrow();
       const first = await firstOrg(ctx);
       return { ...org, instance_owner_org: first?.id === org.id };
     },

@@ -4,12 +4,18 @@ import { PERMISSIONS } from '../auth/permissions.js';
 /** Usernames: lower-case letters, digits, `.`, `_`, `-`; unique per organisation. */
 export const Username = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'lower-case letters, digits, ".", "_" and "-", starting with a letter or digit, at most 64 characters');
+  .regex(
+    /^[a-z0-9][a-z0-9._-]{0,63}$/,
+    'lower-case letters, digits, ".", "_" and "-", starting with a letter or digit, at most 64 characters',
+  );
 
 /** Organisation names: lower-case letters, digits and `-`; unique per instance. */
 export const OrgName = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and "-", starting with a letter or digit, at most 63 characters');
+  .regex(
+    /^[a-z0-9][a-z0-9-]{0,62}$/,
+    'lower-case letters, digits and "-", starting with a letter or digit, at most 63 characters',
+  );
 
 /** A password people choose: at least 12 characters (length beats composition rules). */
 export const NewPassword = z.string().min(12, 'at least 12 characters').max(1024, 'at most 1024 characters');
@@ -18,7 +24,7 @@ export const RoleName = z.enum(['owner', 'admin', 'operator', 'viewer']);
 
 export const PermissionName = z.enum(PERMISSIONS);
 
-export const IdParams = z.strictObject({ id: z.string().min(1).max(100) });
+export const IdParams = z.strictObject({ id: z.uuid() });
 
 export const OrgOut = z.object({ id: z.string(), name: z.string(), created_at: z.string() });
 

@@ -7,10 +7,10 @@ import { PERMISSIONS } from '../auth/permissions.js';
 import { principalRecord } from '../auth/principal.js';
 import type { FailureLimiter } from '../auth/rate-limit.js';
 import {
-  SESSION_COOKIE,
   clearSessionCookie,
   createSession,
   deleteSession,
+  SESSION_COOKIE,
   sessionIdFor,
   sessionOf,
   setSessionCookie,
@@ -27,8 +27,16 @@ function dummyHash(): Promise<string> {
 }
 
 /** The first organisation (created at bootstrap); its owners are the instance owners. */
-export async function firstOrg(ctx: ServerContext): Promise<{ id: string; name: string; created_at: string } | undefined> {
-  return ctx.db.kysely.selectFrom('orgs').select(['id', 'name', 'created_at']).orderBy('created_at').orderBy('id').limit(1).executeTakeFirst();
+export async function firstOrg(
+  ctx: ServerContext,
+): Promise<{ id: string; name: string; created_at: string } | undefined> {
+  return ctx.db.kysely
+    .selectFrom('orgs')
+    .select(['id', 'name', 'created_at'])
+    .orderBy('created_at')
+    .orderBy('id')
+    .limit(1)
+    .executeTakeFirst();
 }
 
 function rateLimited(retryMs: number, what: string): ApiError {
@@ -60,7 +68,11 @@ export function registerSessionRoutes(ctx: ServerContext, limiter: FailureLimite
       const org =
         body.org === undefined
           ? await firstOrg(ctx)
-          : await db.kysely.selectFrom('orgs').select(['id', 'name', 'created_at']).where('name', '=', body.org.toLowerCase()).executeTakeFirst();
+          : await db.kysely
+              .selectFrom('orgs')
+              .select(['id', 'name', 'created_at'])
+              .where('name', '=', body.org.toLowerCase())
+              .executeTakeFirst();
       const key = `${org?.id ?? `?${body.org ?? ''}`}\u0000${username}\u0000${req.ip}`;
       const retry = limiter.retryAfterMs(key);
       if (retry > 0) {
@@ -78,14 +90,21 @@ export function registerSessionRoutes(ctx: ServerContext, limiter: FailureLimite
               .executeTakeFirst();
       const ok = await verifyPassword(body.password, user?.password_hash ?? (await dummyHash()));
       if (user === undefined || org === undefined || !ok || user.disabled !== 0) {
-        const reason = org === undefined ? 'unknown_org' : user === undefined ? 'unknown_user' : !ok ? 'wrong_password' : 'disabled';
+        const reason =
+          org === undefined ? 'unknown_org' : user === undefined ? 'unknown_user' : !ok ? 'wrong_password' : 'disabled';
         const reachedLimit = limiter.fail(key);
         await audit.record({
           orgId: org?.id ?? null,
           kind: 'auth.login',
           status: 'failure',
           actor: { type: 'user', id: user?.id ?? 'unknown', name: username },
-          data: { username, org: org?.name ?? body.org ?? null, ip: req.ip, reason, ...(reachedLimit ? { rate_limited: true } : {}) },
+          data: {
+            username,
+            org: org?.name ?? body.org ?? null,
+            ip: req.ip,
+            reason,
+            ...(reachedLimit ? { rate_limited: true } : {}),
+          },
           error: { code: 'unauthorized', message: reason },
         });
         throw ApiError.unauthorized('invalid organisation, username or password');
@@ -93,7 +112,11 @@ export function registerSessionRoutes(ctx: ServerContext, limiter: FailureLimite
       limiter.reset(key);
       const previous = sessionIdFor(req.cookies[SESSION_COOKIE]);
       if (previous !== undefined) await deleteSession(db, previous);
-      await db.kysely.deleteFrom('sessions').where('user_id', '=', user.id).where('expires_at', '<=', new Date().toISOString()).execute();
+      await db.kysely
+        .deleteFrom('sessions')
+        .where('user_id', '=', user.id)
+        .where('expires_at', '<=', new Date().toISOString())
+        .execute();
       const session = await createSession(db, user.id);
       setSessionCookie(reply, ctx.config, session.token, session.expiresAt);
       await audit.record({
@@ -120,7 +143,9 @@ export function registerSessionRoutes(ctx: ServerContext, limiter: FailureLimite
     handler: async ({ req, reply, principal }) => {
       const session = sessionOf(req);
       if (principal === undefined || session === undefined) {
-        throw ApiError.badRequest('logout ends a dashboard session; an API key is revoked with DELETE /api/v1/api-keys/:id');
+        throw ApiError.badRequest(
+          'logout ends a dashboard session; an API key is revoked with DELETE /api/v1/api-keys/:id',
+        );
       }
       await deleteSession(db, session.id);
       clearSessionCookie(reply, ctx.config);
@@ -154,7 +179,12 @@ export function registerSessionRoutes(ctx: ServerContext, limiter: FailureLimite
       const row = await db.kysely
         .selectFrom('users')
         .innerJoin('orgs', 'orgs.id', 'users.org_id')
-        .select(['users.must_change_password', 'orgs.id as org_id', 'orgs.name as org_name', 'orgs.created_at as org_created_at'])
+        .select([
+          'users.must_change_password',
+          'orgs.id as org_id',
+          'orgs.name as org_name',
+          'orgs.created_at as org_created_at',
+        ])
         .where('users.id', '=', principal.userId)
         .executeTakeFirstOrThrow();
       const session = sessionOf(req);
@@ -185,12 +215,18 @@ export function registerSessionRoutes(ctx: ServerContext, limiter: FailureLimite
     handler: async ({ req, principal, body }) => {
       const session = sessionOf(req);
       if (principal === undefined || session === undefined) {
-        throw ApiError.forbidden('changing a password needs a dashboard session (POST /api/v1/auth/login), not an API key');
+        throw ApiError.forbidden(
+          'changing a password needs a dashboard session (POST /api/v1/auth/login), not an API key',
+        );
       }
       const key = `password\u0000${principal.userId}`;
       const retry = limiter.retryAfterMs(key);
       if (retry > 0) throw rateLimited(retry, 'password changes');
-      const user = await db.kysely.selectFrom('users').select(['password_hash']).where('id', '=', principal.userId).executeTakeFirstOrThrow();
+      const user = await db.kysely
+        .selectFrom('users')
+        .select(['password_hash'])
+        .where('id', '=', principal.userId)
+        .executeTakeFirstOrThrow();
       if (!(await verifyPassword(body.current, user.password_hash))) {
         limiter.fail(key);
         await audit.record({
@@ -201,7 +237,9 @@ export function registerSessionRoutes(ctx: ServerContext, limiter: FailureLimite
           data: { ip: req.ip, reason: 'wrong_current_password' },
           error: { code: 'bad_request', message: 'wrong current password' },
         });
-        throw ApiError.badRequest('body.current: wrong password', [{ field: 'body.current', message: 'wrong password' }]);
+        throw ApiError.badRequest('body.current: wrong password', [
+          { field: 'body.current', message: 'wrong password' },
+        ]);
       }
       if (body.new === body.current) {
         throw ApiError.badRequest('body.new: must differ from the current password', [
@@ -215,7 +253,11 @@ export function registerSessionRoutes(ctx: ServerContext, limiter: FailureLimite
           .set({ password_hash: await hashPassword(body.new), must_change_password: 0 })
           .where('id', '=', principal.userId)
           .execute();
-        await trx.deleteFrom('sessions').where('user_id', '=', principal.userId).where('id', '!=', session.id).execute();
+        await trx
+          .deleteFrom('sessions')
+          .where('user_id', '=', principal.userId)
+          .where('id', '!=', session.id)
+          .execute();
       });
       let removedInitial = false;
       if (existsSync(credentialsFile)) {
@@ -230,7 +272,11 @@ export function registerSessionRoutes(ctx: ServerContext, limiter: FailureLimite
         orgId: principal.orgId,
         kind: 'auth.password_changed',
         actor: principalRecord(principal),
-        data: { ip: req.ip, other_sessions_ended: true, ...(removedInitial ? { initial_password_file_removed: true } : {}) },
+        data: {
+          ip: req.ip,
+          other_sessions_ended: true,
+          ...(removedInitial ? { initial_password_file_removed: true } : {}),
+        },
       });
       return undefined;
     },

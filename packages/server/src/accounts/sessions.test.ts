@@ -8,7 +8,12 @@ import { startTestServer, type TestServer } from '../testing/server.js';
 import { call, login } from './test-support.js';
 
 async function auditKinds(srv: TestServer, kind: string): Promise<{ status: string; body: string }[]> {
-  return srv.server.ctx.db.kysely.selectFrom('audit_events').select(['status', 'body']).where('kind', '=', kind).orderBy('seq').execute();
+  return srv.server.ctx.db.kysely
+    .selectFrom('audit_events')
+    .select(['status', 'body'])
+    .where('kind', '=', kind)
+    .orderBy('seq')
+    .execute();
 }
 
 for (const { name, create } of testDatabases()) {
@@ -36,11 +41,14 @@ for (const { name, create } of testDatabases()) {
       assert.match(setCookie, /HttpOnly/i);
       assert.match(setCookie, /SameSite=Strict/i);
       assert.match(setCookie, /Path=\//);
-      assert.match(setCookie, /Max-Age=43200/);
+      assert.match(setCookie, /Max-Age=(43200|4319\d)\b/);
       assert.doesNotMatch(setCookie, /Secure/i, 'plain-http public URL: no Secure flag');
       const token = /airlock_session=([^;]+)/.exec(setCookie)![1]!;
       const rows = await srv.server.ctx.db.kysely.selectFrom('sessions').select(['id']).execute();
-      assert.ok(rows.some((r) => r.id === hashToken(token)), 'the session id is the sha256 of the cookie');
+      assert.ok(
+        rows.some((r) => r.id === hashToken(token)),
+        'the session id is the sha256 of the cookie',
+      );
       assert.ok(!rows.some((r) => r.id === token), 'the token itself is never stored');
       const me = await call(srv.url, 'GET', '/api/v1/auth/me', { cookie: caller.cookie });
       assert.equal(me.status, 200);
@@ -54,9 +62,15 @@ for (const { name, create } of testDatabases()) {
 
     test('failed logins are 401 with one message for unknown org, unknown user and wrong password, and are audited', async () => {
       const before = (await auditKinds(srv, 'auth.login')).filter((e) => e.status === 'failure').length;
-      const a = await call(srv.url, 'POST', '/api/v1/auth/login', { body: { username: 'admin', password: 'wrong-password' } });
-      const b = await call(srv.url, 'POST', '/api/v1/auth/login', { body: { username: 'nobody', password: 'wrong-password' } });
-      const c = await call(srv.url, 'POST', '/api/v1/auth/login', { body: { org: 'nope', username: 'admin', password } });
+      const a = await call(srv.url, 'POST', '/api/v1/auth/login', {
+        body: { username: 'admin', password: 'wrong-password' },
+      });
+      const b = await call(srv.url, 'POST', '/api/v1/auth/login', {
+        body: { username: 'nobody', password: 'wrong-password' },
+      });
+      const c = await call(srv.url, 'POST', '/api/v1/auth/login', {
+        body: { org: 'nope', username: 'admin', password },
+      });
       for (const r of [a, b, c]) {
         assert.equal(r.status, 401);
         assert.equal(r.body.error.code, 'unauthorized');
@@ -74,10 +88,18 @@ for (const { name, create } of testDatabases()) {
       const none = await call(srv.url, 'POST', '/api/v1/api-keys', { cookie: caller.cookie, body });
       assert.equal(none.status, 403);
       assert.match(none.body.error.message, /x-csrf-token/);
-      const wrong = await call(srv.url, 'POST', '/api/v1/api-keys', { cookie: caller.cookie, csrf: `${caller.csrf.slice(0, -1)}A`, body });
+      const wrong = await call(srv.url, 'POST', '/api/v1/api-keys', {
+        cookie: caller.cookie,
+        csrf: `${caller.csrf.slice(0, -1)}${caller.csrf.endsWith('A') ? 'B' : 'A'}`,
+        body,
+      });
       assert.equal(wrong.status, 403);
       const other = await login(srv.url, 'admin', password);
-      const crossed = await call(srv.url, 'POST', '/api/v1/api-keys', { cookie: caller.cookie, csrf: other.caller.csrf, body });
+      const crossed = await call(srv.url, 'POST', '/api/v1/api-keys', {
+        cookie: caller.cookie,
+        csrf: other.caller.csrf,
+        body,
+      });
       assert.equal(crossed.status, 403, "another session's CSRF token does not work");
       const good = await call(srv.url, 'POST', '/api/v1/api-keys', { ...caller, body });
       assert.equal(good.status, 201);
@@ -93,11 +115,19 @@ for (const { name, create } of testDatabases()) {
       const id = hashToken(caller.cookie.split('=')[1]!);
       const old = new Date(Date.now() - 5 * 60 * 1000).toISOString();
       await db.kysely.updateTable('sessions').set({ last_seen_at: old }).where('id', '=', id).execute();
-      const before = await db.kysely.selectFrom('sessions').select(['expires_at']).where('id', '=', id).executeTakeFirstOrThrow();
+      const before = await db.kysely
+        .selectFrom('sessions')
+        .select(['expires_at'])
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
       const slid = await call(srv.url, 'GET', '/api/v1/auth/me', { cookie: caller.cookie });
       assert.equal(slid.status, 200);
-      assert.match(slid.headers.get('set-cookie') ?? '', /airlock_session=.*Max-Age=4320\d/);
-      const afterRow = await db.kysely.selectFrom('sessions').select(['expires_at']).where('id', '=', id).executeTakeFirstOrThrow();
+      assert.match(slid.headers.get('set-cookie') ?? '', /airlock_session=.*Max-Age=(43200|4319\d)\b/);
+      const afterRow = await db.kysely
+        .selectFrom('sessions')
+        .select(['expires_at'])
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
       assert.ok(afterRow.expires_at >= before.expires_at);
 
       const out = await call(srv.url, 'POST', '/api/v1/auth/logout', { cookie: caller.cookie });
@@ -120,13 +150,20 @@ for (const { name, create } of testDatabases()) {
 
     test('rate limit: 10 failures per username and address, then 429 even with the right password', async () => {
       const create = await login(srv.url, 'admin', password);
-      const made = await call(srv.url, 'POST', '/api/v1/users', { ...create.caller, body: { username: 'target', role: 'viewer', password: 'target-password-1' } });
+      const made = await call(srv.url, 'POST', '/api/v1/users', {
+        ...create.caller,
+        body: { username: 'target', role: 'viewer', password: 'target-password-1' },
+      });
       assert.equal(made.status, 201);
       for (let i = 0; i < 10; i++) {
-        const r = await call(srv.url, 'POST', '/api/v1/auth/login', { body: { username: 'target', password: `wrong-${i}` } });
+        const r = await call(srv.url, 'POST', '/api/v1/auth/login', {
+          body: { username: 'target', password: `wrong-${i}` },
+        });
         assert.equal(r.status, 401, `attempt ${i + 1}`);
       }
-      const blocked = await call(srv.url, 'POST', '/api/v1/auth/login', { body: { username: 'target', password: 'target-password-1' } });
+      const blocked = await call(srv.url, 'POST', '/api/v1/auth/login', {
+        body: { username: 'target', password: 'target-password-1' },
+      });
       assert.equal(blocked.status, 429);
       assert.equal(blocked.body.error.code, 'rate_limited');
       assert.match(blocked.body.error.message, /too many failed logins/);
@@ -142,22 +179,41 @@ for (const { name, create } of testDatabases()) {
       assert.ok(existsSync(file), 'the one-time password is kept until changed');
       const a = await login(srv.url, 'admin', password);
       const b = await login(srv.url, 'admin', password);
-      const short = await call(srv.url, 'POST', '/api/v1/auth/password', { ...a.caller, body: { current: password, new: 'short' } });
+      const short = await call(srv.url, 'POST', '/api/v1/auth/password', {
+        ...a.caller,
+        body: { current: password, new: 'short' },
+      });
       assert.equal(short.status, 400);
       assert.deepEqual(
         short.body.error.fields.map((f: { field: string }) => f.field),
         ['body.new'],
       );
-      const wrong = await call(srv.url, 'POST', '/api/v1/auth/password', { ...a.caller, body: { current: 'not-it', new: 'a-new-long-password' } });
+      const wrong = await call(srv.url, 'POST', '/api/v1/auth/password', {
+        ...a.caller,
+        body: { current: 'not-it', new: 'a-new-long-password' },
+      });
       assert.equal(wrong.status, 400);
       assert.equal(wrong.body.error.fields[0].field, 'body.current');
-      const key = await call(srv.url, 'POST', '/api/v1/api-keys', { ...a.caller, body: { name: 'k', scopes: ['keys:write'] } });
-      const viaKey = await call(srv.url, 'POST', '/api/v1/auth/password', { bearer: key.body.token, body: { current: password, new: 'a-new-long-password' } });
+      const key = await call(srv.url, 'POST', '/api/v1/api-keys', {
+        ...a.caller,
+        body: { name: 'k', scopes: ['keys:write'] },
+      });
+      const viaKey = await call(srv.url, 'POST', '/api/v1/auth/password', {
+        bearer: key.body.token,
+        body: { current: password, new: 'a-new-long-password' },
+      });
       assert.equal(viaKey.status, 403, 'an API key cannot change the password');
-      const ok = await call(srv.url, 'POST', '/api/v1/auth/password', { ...a.caller, body: { current: password, new: 'a-new-long-password' } });
+      const ok = await call(srv.url, 'POST', '/api/v1/auth/password', {
+        ...a.caller,
+        body: { current: password, new: 'a-new-long-password' },
+      });
       assert.equal(ok.status, 204);
       assert.equal(existsSync(file), false, 'the initial password file is deleted');
-      assert.equal((await call(srv.url, 'GET', '/api/v1/auth/me', { cookie: b.caller.cookie })).status, 401, 'other sessions end');
+      assert.equal(
+        (await call(srv.url, 'GET', '/api/v1/auth/me', { cookie: b.caller.cookie })).status,
+        401,
+        'other sessions end',
+      );
       const me = await call(srv.url, 'GET', '/api/v1/auth/me', { cookie: a.caller.cookie });
       assert.equal(me.status, 200, 'the current session stays');
       assert.equal(me.body.must_change_password, false);
@@ -179,7 +235,13 @@ describe('sessions over https', () => {
     const { serverConfig } = await import('../config.js');
     const dir = mkdtempSync(join(tmpdir(), 'airlock-https-'));
     const server = await createServer(
-      serverConfig({ listen: '127.0.0.1:0', home: dir, database: join(dir, 'a.db'), publicUrl: 'https://airlock.example', logLevel: 'silent' }),
+      serverConfig({
+        listen: '127.0.0.1:0',
+        home: dir,
+        database: join(dir, 'a.db'),
+        publicUrl: 'https://airlock.example',
+        logLevel: 'silent',
+      }),
     );
     try {
       const url = await server.listen();

@@ -9,6 +9,7 @@ export interface Caller {
 
 export interface HttpResult {
   readonly status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: parsed JSON, inspected by assertions
   readonly body: any;
   readonly text: string;
   readonly headers: Headers;
@@ -54,7 +55,9 @@ export async function login(
   password: string,
   org?: string,
 ): Promise<{ caller: Caller & { cookie: string; csrf: string }; res: HttpResult; setCookie: string }> {
-  const res = await call(base, 'POST', '/api/v1/auth/login', { body: { username, password, ...(org === undefined ? {} : { org }) } });
+  const res = await call(base, 'POST', '/api/v1/auth/login', {
+    body: { username, password, ...(org === undefined ? {} : { org }) },
+  });
   if (res.status !== 200) throw new Error(`login ${username} failed: ${res.status} ${res.text}`);
   const setCookie = res.headers.get('set-cookie') ?? '';
   const m = /airlock_session=([^;]+)/.exec(setCookie);

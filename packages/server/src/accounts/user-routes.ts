@@ -8,7 +8,7 @@ import type { ServerContext } from '../context.js';
 import type { Db } from '../db/database.js';
 import type { Database, Role } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
-import { IdParams, isUniqueViolation, NewPassword, RoleName, UserOut, Username, userOut } from './schemas.js';
+import { IdParams, isUniqueViolation, NewPassword, RoleName, Username, UserOut, userOut } from './schemas.js';
 
 /**
  * Serialise changes to one organisation's users, so two concurrent demotions cannot both
@@ -22,8 +22,12 @@ export async function lockOrg(db: Db, trx: Transaction<Database>, orgId: string)
 /** Throw 403 unless the caller may act on (or grant) `role`: nobody manages a role above their own. */
 export function assertRank(principal: Principal, role: Role, verb: string): void {
   if (ROLE_RANK[principal.role] < ROLE_RANK[role]) {
-    throw ApiError.forbidden(`a ${principal.role} cannot ${verb} ${role === 'owner' || role === 'admin' || role === 'operator' ? 'an' : 'a'} ${role}`);
+    throw ApiError.forbidden(`${withArticle(principal.role)} cannot ${verb} ${withArticle(role)}`);
   }
+}
+
+function withArticle(role: Role): string {
+  return `${/^[aeiou]/.test(role) ? 'an' : 'a'} ${role}`;
 }
 
 /** Users of the caller's organisation: list, create, change role, disable. */
@@ -52,12 +56,16 @@ export function registerUserRoutes(ctx: ServerContext): void {
   ctx.routes.add({
     method: 'POST',
     url: '/api/v1/users',
-    summary: 'Create a user in your organisation; without a password, a one-time password is generated and returned once',
+    summary:
+      'Create a user in your organisation; without a password, a one-time password is generated and returned once',
     tag: 'users',
     auth: { permission: 'users:write' },
     body: z.strictObject({ username: Username, role: RoleName, password: NewPassword.optional() }),
     status: 201,
-    response: z.object({ user: UserOut, password: z.string().optional().describe('the generated one-time password, shown once') }),
+    response: z.object({
+      user: UserOut,
+      password: z.string().optional().describe('the generated one-time password, shown once'),
+    }),
     handler: async ({ principal, body }) => {
       const p = principal!;
       assertRank(p, body.role, 'create');
@@ -75,7 +83,8 @@ export function registerUserRoutes(ctx: ServerContext): void {
       try {
         await db.kysely.insertInto('users').values(row).execute();
       } catch (e) {
-        if (isUniqueViolation(e)) throw ApiError.conflict(`a user named ${body.username} already exists in this organisation`);
+        if (isUniqueViolation(e))
+          throw ApiError.conflict(`a user named ${body.username} already exists in this organisation`);
         throw e;
       }
       await audit.record({
@@ -92,7 +101,8 @@ export function registerUserRoutes(ctx: ServerContext): void {
   ctx.routes.add({
     method: 'PATCH',
     url: '/api/v1/users/:id',
-    summary: 'Change a user’s role or disable/enable them (disabling ends their sessions and stops their API keys at once)',
+    summary:
+      'Change a user’s role or disable/enable them (disabling ends their sessions and stops their API keys at once)',
     tag: 'users',
     auth: { permission: 'users:write' },
     params: IdParams,
@@ -114,7 +124,8 @@ export function registerUserRoutes(ctx: ServerContext): void {
         if (body.disabled === true && target.id === p.userId) throw ApiError.conflict('you cannot disable yourself');
         const changes: { role?: Role; disabled?: number } = {};
         if (body.role !== undefined && body.role !== target.role) changes.role = body.role;
-        if (body.disabled !== undefined && (body.disabled ? 1 : 0) !== target.disabled) changes.disabled = body.disabled ? 1 : 0;
+        if (body.disabled !== undefined && (body.disabled ? 1 : 0) !== target.disabled)
+          changes.disabled = body.disabled ? 1 : 0;
         if (Object.keys(changes).length === 0) return { user: target, changes, before: target };
         await trx.updateTable('users').set(changes).where('id', '=', target.id).execute();
         const owners = await trx
@@ -137,7 +148,9 @@ export function registerUserRoutes(ctx: ServerContext): void {
           data: {
             user_id: result.user.id,
             username: result.user.username,
-            ...(result.changes.role === undefined ? {} : { role: { from: result.before.role, to: result.changes.role } }),
+            ...(result.changes.role === undefined
+              ? {}
+              : { role: { from: result.before.role, to: result.changes.role } }),
             ...(result.changes.disabled === undefined ? {} : { disabled: result.changes.disabled === 1 }),
           },
         });

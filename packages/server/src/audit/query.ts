@@ -82,14 +82,15 @@ export async function searchEvents(db: Db, scope: AuditScope, f: SearchFilters):
     query = query.where(sql<string>`substr(kind, 1, ${prefix.length})`, '=', prefix);
   }
   if (f.runner !== undefined) {
-    // A runner id is accepted as well as the name events carry.
-    const byId = await db.kysely
+    // Events name a runner by id or by name: match both for the runner the filter designates.
+    const target = f.runner;
+    const matches = await db.kysely
       .selectFrom('runners')
-      .select('name')
+      .select(['id', 'name'])
       .where('org_id', '=', scope.orgId)
-      .where('id', '=', f.runner)
-      .executeTakeFirst();
-    const names = byId === undefined ? [f.runner] : [f.runner, byId.name];
+      .where((eb) => eb.or([eb('id', '=', target), eb('name', '=', target)]))
+      .execute();
+    const names = [...new Set([target, ...matches.flatMap((r) => [r.id, r.name])])];
     query = query.where('runner', 'in', names);
   }
   if (f.actor !== undefined) {

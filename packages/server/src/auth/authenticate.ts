@@ -1,7 +1,7 @@
 import type { Db } from '../db/database.js';
 import type { Role } from '../db/schema.js';
-import type { Authenticator } from '../http/routes.js';
 import { ApiError } from '../http/api-error.js';
+import type { Authenticator } from '../http/routes.js';
 import { isPermission, type Permission, ROLE_PERMISSIONS } from './permissions.js';
 import type { Principal } from './principal.js';
 import type { SessionResolver } from './sessions.js';
@@ -22,7 +22,8 @@ export function createAuthenticator(db: Db, sessions?: SessionResolver): Authent
     const header = req.headers.authorization;
     if (header !== undefined) {
       const m = /^Bearer\s+(\S+)$/i.exec(header);
-      if (m?.[1] === undefined) throw ApiError.unauthorized('malformed Authorization header; expected "Bearer <api key>"');
+      if (m?.[1] === undefined)
+        throw ApiError.unauthorized('malformed Authorization header; expected "Bearer <api key>"');
       return apiKeyPrincipal(db, m[1]);
     }
     return sessions === undefined ? undefined : sessions(req, reply);
@@ -54,11 +55,17 @@ export async function apiKeyPrincipal(db: Db, token: string): Promise<Principal>
     .executeTakeFirst();
   if (row === undefined || !tokenMatches(token, row.key_hash)) throw ApiError.unauthorized('invalid API key');
   if (row.revoked_at !== null) throw ApiError.unauthorized('API key revoked');
-  if (row.expires_at !== null && row.expires_at <= new Date().toISOString()) throw ApiError.unauthorized('API key expired');
-  if (row.disabled !== 0 || row.user_org !== row.org_id) throw ApiError.unauthorized('the owner of this API key is disabled');
+  if (row.expires_at !== null && row.expires_at <= new Date().toISOString())
+    throw ApiError.unauthorized('API key expired');
+  if (row.disabled !== 0 || row.user_org !== row.org_id)
+    throw ApiError.unauthorized('the owner of this API key is disabled');
   const now = Date.now();
   if (row.last_used_at === null || now - Date.parse(row.last_used_at) >= LAST_USED_EVERY_MS) {
-    await db.kysely.updateTable('api_keys').set({ last_used_at: new Date(now).toISOString() }).where('id', '=', row.key_id).execute();
+    await db.kysely
+      .updateTable('api_keys')
+      .set({ last_used_at: new Date(now).toISOString() })
+      .where('id', '=', row.key_id)
+      .execute();
   }
   const scopes = (JSON.parse(row.scopes) as string[]).filter(isPermission);
   const rolePerms = new Set<Permission>(ROLE_PERMISSIONS[row.role as Role]);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerConfig } from '../context.js';
 import type { Db } from '../db/database.js';
 import type { Role } from '../db/schema.js';
@@ -44,7 +44,7 @@ function cookieOptions(config: ServerConfig, maxAgeMs: number) {
     sameSite: 'strict' as const,
     path: '/',
     secure: config.publicUrl.toLowerCase().startsWith('https:'),
-    maxAge: Math.max(0, Math.floor(maxAgeMs / 1000)),
+    maxAge: Math.max(0, Math.round(maxAgeMs / 1000)),
   };
 }
 
@@ -63,7 +63,10 @@ export function clearSessionCookie(reply: FastifyReply, config: ServerConfig): v
  * Start a session for a user: a random 256-bit token for the cookie, of which the
  * database keeps only the SHA-256 (the session id), plus a CSRF token.
  */
-export async function createSession(db: Db, userId: string): Promise<{ token: string; csrfToken: string; id: string; expiresAt: string }> {
+export async function createSession(
+  db: Db,
+  userId: string,
+): Promise<{ token: string; csrfToken: string; id: string; expiresAt: string }> {
   const token = randomBytes(32).toString('base64url');
   const id = hashToken(token);
   const csrfToken = newCsrfToken();
@@ -71,7 +74,14 @@ export async function createSession(db: Db, userId: string): Promise<{ token: st
   const expiresAt = new Date(now.getTime() + SESSION_IDLE_MS).toISOString();
   await db.kysely
     .insertInto('sessions')
-    .values({ id, user_id: userId, csrf_token: csrfToken, created_at: now.toISOString(), expires_at: expiresAt, last_seen_at: now.toISOString() })
+    .values({
+      id,
+      user_id: userId,
+      csrf_token: csrfToken,
+      created_at: now.toISOString(),
+      expires_at: expiresAt,
+      last_seen_at: now.toISOString(),
+    })
     .execute();
   return { token, csrfToken, id, expiresAt };
 }
@@ -96,7 +106,10 @@ export async function deleteUserSessions(db: Db, userId: string, except?: string
 
 /** Delete expired sessions; returns how many. */
 export async function pruneSessions(db: Db): Promise<number> {
-  const res = await db.kysely.deleteFrom('sessions').where('expires_at', '<=', new Date().toISOString()).executeTakeFirst();
+  const res = await db.kysely
+    .deleteFrom('sessions')
+    .where('expires_at', '<=', new Date().toISOString())
+    .executeTakeFirst();
   return Number(res.numDeletedRows);
 }
 
@@ -133,7 +146,9 @@ export function sessionResolver(db: Db, config: ServerConfig): SessionResolver {
       return undefined;
     }
     if (isUnsafeMethod(req.method) && !csrfMatches(req.headers[CSRF_HEADER], row.csrf_token)) {
-      throw ApiError.forbidden(`missing or wrong ${CSRF_HEADER} header (send the csrf_token from login or GET /api/v1/auth/me)`);
+      throw ApiError.forbidden(
+        `missing or wrong ${CSRF_HEADER} header (send the csrf_token from login or GET /api/v1/auth/me)`,
+      );
     }
     let expiresAt = row.expires_at;
     if (now - Date.parse(row.last_seen_at) >= SLIDE_EVERY_MS) {
@@ -156,4 +171,16 @@ export function sessionResolver(db: Db, config: ServerConfig): SessionResolver {
       sessionId: id,
     });
   };
+}
+
+/**
+ * Install session support on the app and return the resolver for `createAuthenticator`.
+ * It also makes the API JSON-only by removing Fastify's default `text/plain` parser: a
+ * browser may send `text/plain` (like form encodings) cross-site without a CORS preflight,
+ * but not `application/json`, so JSON-only bodies back up SameSite and the CSRF header,
+ * notably for login, which has no session yet. Other content types get 415.
+ */
+export function installSessions(app: FastifyInstance, db: Db, config: ServerConfig): SessionResolver {
+  app.removeContentTypeParser('text/plain');
+  return sessionResolver(db, config);
 }

@@ -1,13 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { AirlockError } from '@airlock/core';
 import SQLite from 'better-sqlite3';
 import { Kysely, type Migration, type MigrationResult, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
-import { AirlockError } from '@airlock/core';
 import type { Dialect } from './dialect.js';
 import { initial } from './migrations/0001-initial.js';
-import { audit } from './migrations/0200-audit.js';
 import { accounts } from './migrations/0100-accounts.js';
+import { audit } from './migrations/0200-audit.js';
 import { packFiles } from './migrations/0300-pack-files.js';
 import type { Database } from './schema.js';
 
@@ -61,7 +61,10 @@ export async function openDatabase(target: string): Promise<Db> {
   if (error !== undefined) {
     await kysely.destroy();
     const failed = results?.find((r: MigrationResult) => r.status === 'Error');
-    throw new AirlockError('internal', `database migration ${failed?.migrationName ?? '?'} failed on ${location}: ${(error as Error).message}`);
+    throw new AirlockError(
+      'internal',
+      `database migration ${failed?.migrationName ?? '?'} failed on ${location}: ${(error as Error).message}`,
+    );
   }
   return { kysely, dialect, location, close: () => kysely.destroy() };
 }
