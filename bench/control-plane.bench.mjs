@@ -1,0 +1,195 @@
+// Control-plane throughput and latency: runs dispatched through the HTTP API to 1, 4 and 16
+// connected runners (in this process, each with its own engine, outbox and security log),
+// on SQLite and on PostgreSQL, against a direct local engine run of the same action in the
+// same run. Every run is real: a process is spawned, output redacted and streamed, events
+// appended and fsync'd on the runner, the result recorded and audited on the server.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ActionEngine, defaultRunnerConfig, loadCatalog, SecurityLog, startRunner } from '../packages/runner/dist/index.js';
+import { createServer, serverConfig } from '../packages/server/dist/index.js';
+import { mintTestKey, ownerId } from '../packages/server/dist/testing/index.js';
+import { activeHub } from '../packages/server/dist/runners/routes.js';
+import { startPgCluster } from '../scripts/pg-cluster.mjs';
+
+const here = resolve(fileURLToPath(import.meta.url), '..');
+const showcase = join(here, '..', 'packs', 'showcase');
+const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+const FINAL = new Set(['success', 'failure', 'validation_failed', 'error', 'timeout', 'cancelled']);
+
+async function withServer(database, nRunners, fn) {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-bench-cp-'));
+  const server = await createServer(serverConfig({ listen: '127.0.0.1:0', home: join(dir, 'srv'), database, logLevel: 'silent' }));
+  const url = await server.listen();
+  const { db } = server.ctx;
+  const org = server.bootstrap.orgId;
+  const key = await mintTestKey(db, org, await ownerId(db, org), ['runs:read', 'runs:write', 'runners:write', 'packs:trust', 'packs:read']);
+  const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+  const post = async (path, body) => {
+    const r = await fetch(url + path, { method: 'POST', headers, body: JSON.stringify(body) });
+    return { status: r.status, body: await r.json() };
+  };
+  const runners = [];
+  try {
+    for (let i = 0; i < nRunners; i++) {
+      const { body } = await post('/api/v1/runners', { name: `b${i}` });
+      const reg = await post('/api/v1/runners/register', { bootstrap_key: body.bootstrap_key });
+      const config = { ...defaultRunnerConfig({}), name: `b${i}`, packDirs: [showcase], logPath: join(dir, `r${i}`, 'events.jsonl'), concurrency: 8 };
+      runners.push(startRunner({ config, serverUrl: url, token: reg.body.token }));
+    }
+    const end = Date.now() + 20_000;
+    while (runners.some((r) => !r.client.connected) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    for (;;) {
+      const p = await db.kysely.selectFrom('packs').selectAll().execute();
+      if (p.length > 0) {
+        for (const row of p) if (row.status !== 'trusted') await post(`/api/v1/packs/${row.id}/trust`, {});
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return await fn({ url, post, db, runners: runners.map((_, i) => `b${i}`) });
+  } finally {
+    for (const r of runners) r.stop();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function firstOutputLatency(ctx, n) {
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const got = new Promise((res) => {
+      const timer = setInterval(async () => {}, 1000);
+      ctx.pending = (line) => {
+        clearInterval(timer);
+        res(line);
+      };
+    });
+    const r = await ctx.post('/api/v1/runs', { runner: ctx.runners[0], action: 'showcase.echo', args: { message: 'latency' }, reason: 'bench' });
+    const id = r.body.id;
+    const onEvent = (e) => {
+      if (e.type === 'output') ctx.pending?.(e);
+    };
+    activeHub.events.on(`run:${id}`, onEvent);
+    const stored = await ctx.db.kysely.selectFrom('run_output').select('seq').where('run_id', '=', id).execute();
+    if (stored.length > 0) ctx.pending?.(stored[0]);
+    await got;
+    times.push(performance.now() - t0);
+    activeHub.events.off(`run:${id}`, onEvent);
+    // let the run finish before the next one
+    for (;;) {
+      const row = await ctx.db.kysely.selectFrom('runs').select('status').where('id', '=', id).executeTakeFirst();
+      if (FINAL.has(row.status)) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+  return times;
+}
+
+async function throughput(ctx, total, concurrency) {
+  const ids = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        const i = next++;
+        const r = await ctx.post('/api/v1/runs', { runner: ctx.runners[i % ctx.runners.length], action: 'showcase.echo', args: { message: `m${i}` }, reason: 'bench' });
+        if (r.status !== 201) throw new Error(`dispatch failed: ${JSON.stringify(r.body)}`);
+        ids.push(r.body.id);
+      }
+    }),
+  );
+  for (;;) {
+    const rows = await ctx.db.kysely.selectFrom('runs').select(['status']).where('id', 'in', ids).execute();
+    const done = rows.filter((r) => FINAL.has(r.status));
+    if (done.length === ids.length) {
+      const failed = done.filter((r) => r.status !== 'success').length;
+      if (failed > 0) throw new Error(`${failed} runs did not succeed`);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return total / ((performance.now() - t0) / 1000);
+}
+
+async function directBaseline(n) {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-bench-direct-'));
+  try {
+    const config = { ...defaultRunnerConfig({}), packDirs: [showcase], logPath: join(dir, 'events.jsonl'), concurrency: 8 };
+    const engine = new ActionEngine(loadCatalog(config.packDirs), config, new SecurityLog(config.logPath), {});
+    const req = { action: 'showcase.echo', args: { message: 'direct' }, reason: 'bench', principal: { type: 'local', id: 'bench' } };
+    const lat = [];
+    for (let i = 0; i < Math.min(n, 50); i++) {
+      const t = performance.now();
+      await engine.run(req);
+      lat.push(performance.now() - t);
+    }
+    const t0 = performance.now();
+    let next = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (next < n) {
+        next++;
+        await engine.run(req);
+      }
+    }));
+    return { latency: lat, rate: n / ((performance.now() - t0) / 1000) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function bench({ quick }) {
+  const total = quick ? 60 : 300;
+  const rows = [];
+  const ratio = [];
+  const direct = await directBaseline(total);
+  rows.push({ name: 'direct local engine run, p50 (baseline)', value: pct(direct.latency, 50), unit: 'ms' });
+  rows.push({ name: 'direct local engine runs/s, 8 at once (baseline)', value: direct.rate, unit: 'runs/s' });
+  const pg = await startPgCluster();
+  try {
+    for (const [label, database] of [
+      ['SQLite', (d) => join(d, 'airlock.db')],
+      ['PostgreSQL', () => pg.url.replace(/\/postgres$/, '/postgres')],
+    ]) {
+      for (const n of quick ? [1, 4] : [1, 4, 16]) {
+        const tmp = mkdtempSync(join(tmpdir(), 'airlock-bench-db-'));
+        let db = database(tmp);
+        if (label === 'PostgreSQL') {
+          const { default: pgmod } = await import('pg');
+          const c = new pgmod.Client({ connectionString: pg.url });
+          await c.connect();
+          const name = `bench_${n}_${Date.now()}`;
+          await c.query(`CREATE DATABASE ${name}`);
+          await c.end();
+          db = pg.url.replace(/\/postgres$/, `/${name}`);
+        }
+        await withServer(db, n, async (ctx) => {
+          if (n === 1) {
+            const lat = await firstOutputLatency(ctx, quick ? 10 : 40);
+            rows.push({ name: `${label}: dispatch → first output line, p50`, value: pct(lat, 50), unit: 'ms' });
+            rows.push({ name: `${label}: dispatch → first output line, p95`, value: pct(lat, 95), unit: 'ms' });
+            ratio.push({ name: `${label} first-output p50 / direct engine run p50`, value: pct(lat, 50) / pct(direct.latency, 50) });
+          }
+          const rate = await throughput(ctx, total, 32);
+          rows.push({ name: `${label}: runs/s end to end, ${n} runner(s)`, value: rate, unit: 'runs/s' });
+          if (n === (quick ? 4 : 16)) ratio.push({ name: `${label} runs/s (${n} runners) / direct engine runs/s`, value: rate / direct.rate });
+        });
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    pg.stop();
+  }
+  return {
+    title: 'Control plane dispatch',
+    rows,
+    ratio,
+    notes: [
+      `${total} showcase.echo runs per configuration, 32 HTTP requests in flight; runners run in the bench process (8 actions at once each).`,
+      'Target from the issue: 500 runs/s end to end with SQLite on this 2-core machine. Every run spawns a real process and appends fsync\'d events on both sides, so process spawning and fsync bound the rate; see the direct baseline.',
+    ],
+  };
+}
