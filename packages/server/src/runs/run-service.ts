@@ -5,6 +5,7 @@ import type { ServerContext } from '../context.js';
 import type { RunsTable } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
 import { isPackTrusted } from '../packs/pack-store.js';
+import { decideRun } from '../policy/decide.js';
 import type { RunnerHub } from '../runners/hub.js';
 import { parseState } from '../runners/runner-store.js';
 import { isFinal } from './run-view.js';
@@ -51,6 +52,22 @@ export async function createRun(ctx: ServerContext, hub: RunnerHub, principal: P
       `pack ${pack.name} with hash ${pack.hash} on runner ${runner.name} is not trusted in this organisation; an admin must review and trust it first`,
     );
   }
+  const decision = await decideRun(ctx, { principal, runner, action: req.action, risk: 'unknown', args: req.args, limits: req.limits });
+  if (decision.kind === 'deny') {
+    await ctx.audit.record({
+      orgId: principal.orgId,
+      kind: 'run.denied',
+      actor: principalRecord(principal),
+      runner: runner.id,
+      action: req.action,
+      packHash: pack.hash,
+      reason: req.reason,
+      status: 'validation_failed',
+      error: { code: 'policy_denied', message: decision.message },
+      data: { rule: decision.rule },
+    });
+    throw ApiError.forbidden(`policy denies ${req.action} on ${runner.name}: ${decision.message} (rule: ${decision.rule})`);
+  }
   const now = new Date().toISOString();
   const row: RunsTable = {
     id: randomUUID(),
@@ -90,7 +107,7 @@ export async function createRun(ctx: ServerContext, hub: RunnerHub, principal: P
     reason: req.reason,
     argsDigest: digestArgs(req.args),
     status: 'success',
-    data: { runner: runner.name, limits: req.limits, decision: 'allow', rule: 'trusted pack; runs:write permission' },
+    data: { runner: runner.name, limits: req.limits, decision: decision.kind, rule: decision.rule },
   });
   await hub.dispatch(row);
   return (await ctx.db.kysely.selectFrom('runs').selectAll().where('id', '=', row.id).executeTakeFirst()) ?? row;
