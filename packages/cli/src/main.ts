@@ -6,6 +6,8 @@ import { registerPackCommands } from './commands/pack.js';
 import { registerRunnerCommands } from './commands/runner.js';
 import { registerServerCommand } from './commands/server.js';
 import { registerLaterCommands } from './commands/later.js';
+import { registerMcpCommands } from './commands/mcp.js';
+import { registerPolicyCommands } from './commands/policy.js';
 import { registerUpCommand } from './commands/up.js';
 import { ExitCode } from './exit-codes.js';
 
@@ -41,6 +43,8 @@ Docs: docs/architecture.md, docs/action-packs.md, docs/security-model.md`,
   registerServerCommand(program);
   registerRunnerCommands(program);
   registerAuditCommands(program);
+  registerPolicyCommands(program);
+  registerMcpCommands(program);
   registerLaterCommands(program);
   return program;
 }

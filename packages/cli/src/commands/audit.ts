@@ -1,6 +1,6 @@
 import { createHash, createPublicKey, type KeyObject, verify as verifySignature } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, watch, writeFileSync } from 'node:fs';
-import { AirlockError, canonicalJson, type ChainHead, GENESIS_HASH, parseJsonl, verifyChain } from '@airlock/core';
+import { AirlockError, type ChainHead, canonicalJson, GENESIS_HASH, parseJsonl, verifyChain } from '@airlock/core';
 import { verifyLogFile } from '@airlock/runner';
 import type { Command } from 'commander';
 import { ExitCode } from '../exit-codes.js';
@@ -44,7 +44,11 @@ function lastLines(path: string, n: number): string[] {
   } finally {
     closeSync(fd);
   }
-  return buf.toString('utf8').split('\n').filter((l) => l.length > 0).slice(-n);
+  return buf
+    .toString('utf8')
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .slice(-n);
 }
 
 /** `airlock audit verify` and `airlock events tail`. */
@@ -58,86 +62,148 @@ export function registerAuditCommands(program: Command): void {
     )
     .argument('[file]', 'log file (default: the runner config log, $AIRLOCK_HOME/runner/events.jsonl)')
     .option('-c, --config <file>', 'runner config file (YAML), for the default log path')
-    .option('--server [url]', 'verify the server chain, its signed checkpoints and the runner mirrors of a control plane (default $AIRLOCK_SERVER)')
+    .option(
+      '--server [url]',
+      'verify the server chain, its signed checkpoints and the runner mirrors of a control plane (default $AIRLOCK_SERVER)',
+    )
     .option('--api-key <key>', 'API key with the audit:read scope, for --server (default $AIRLOCK_API_KEY)')
     .option('--export <file>', 'verify an NDJSON export (GET /api/v1/audit/export or `airlock audit export`) offline')
-    .option('--key <file>', 'PEM public key that signed the checkpoints (GET /api/v1/audit/public-key?format=pem); repeat for several server instances', collectList, [])
+    .option(
+      '--key <file>',
+      'PEM public key that signed the checkpoints (GET /api/v1/audit/public-key?format=pem); repeat for several server instances',
+      collectList,
+      [],
+    )
     .option('--json', 'print the result as JSON')
-    .action(async (file: string | undefined, opts: { config?: string; server?: string | true; apiKey?: string; export?: string; key: string[]; json?: boolean }) => {
-      const json = opts.json === true;
-      if (opts.export !== undefined) {
-        if (opts.key.length === 0) throw new AirlockError('invalid_args', '--export needs --key PUBKEY_FILE (the server public key, GET /api/v1/audit/public-key?format=pem)');
-        if (!existsSync(opts.export)) throw new AirlockError('invalid_args', `${opts.export}: no such file`);
-        const keys = opts.key.map((k) => {
-          if (!existsSync(k)) throw new AirlockError('invalid_args', `${k}: no such key file`);
-          return readFileSync(k, 'utf8');
-        });
-        const res = verifyExport(readFileSync(opts.export, 'utf8'), keys);
+    .action(
+      async (
+        file: string | undefined,
+        opts: {
+          config?: string;
+          server?: string | true;
+          apiKey?: string;
+          export?: string;
+          key: string[];
+          json?: boolean;
+        },
+      ) => {
+        const json = opts.json === true;
+        if (opts.export !== undefined) {
+          if (opts.key.length === 0)
+            throw new AirlockError(
+              'invalid_args',
+              '--export needs --key PUBKEY_FILE (the server public key, GET /api/v1/audit/public-key?format=pem)',
+            );
+          if (!existsSync(opts.export)) throw new AirlockError('invalid_args', `${opts.export}: no such file`);
+          const keys = opts.key.map((k) => {
+            if (!existsSync(k)) throw new AirlockError('invalid_args', `${k}: no such key file`);
+            return readFileSync(k, 'utf8');
+          });
+          const res = verifyExport(readFileSync(opts.export, 'utf8'), keys);
+          if (res.ok) {
+            emit(json, { file: opts.export, ...res }, () => {
+              const cp = res.latest_checkpoint;
+              const first = res.first_seq === 0 ? '' : ` (starts at seq ${res.first_seq}, not at the genesis)`;
+              const cov =
+                cp === null
+                  ? '\n  warning: no signed checkpoint in the export, so events cut from the end cannot be detected'
+                  : `, ${res.checkpoints} checkpoint${res.checkpoints === 1 ? '' : 's'} verified, latest at seq ${cp.seq} (${cp.time})${res.unsigned_tail > 0 ? `; the last ${res.unsigned_tail} events are after it` : ''}`;
+              return `${opts.export}: ok, ${res.events} events${res.elided > 0 ? ` + ${res.elided} elided` : ''}, head ${res.head?.hash ?? '(empty)'}${first}${cov}\n`;
+            });
+          } else {
+            emit(
+              json,
+              { file: opts.export, ...res },
+              () =>
+                `${opts.export}: BROKEN at line ${res.line}${res.seq === undefined ? '' : ` (seq ${res.seq})`} (${res.reason}): ${res.message}\n`,
+            );
+            process.exitCode = ExitCode.failure;
+          }
+          return;
+        }
+        if (opts.server !== undefined) {
+          const { url, key } = serverAccess(opts.server, opts.apiKey);
+          const body = (await getJson(url, '/api/v1/audit/verify', key)) as ServerVerify;
+          if (body.ok) {
+            emit(json, { server: url, ...body }, () => {
+              const cp = body.checkpoints?.latest;
+              const runners = (body.runners ?? [])
+                .map(
+                  (r) =>
+                    `\n  runner ${r.name}: ok, ${r.count} mirrored events${r.breaks.length > 0 ? `, ${r.breaks.length} restart(s) after gaps/forks` : ''}`,
+                )
+                .join('');
+              return `${url}: ok, ${body.count} events, head ${body.head?.hash ?? '(empty)'}${cp ? `, latest checkpoint seq ${cp.seq} (${cp.time})` : ', no checkpoint yet'}${runners}\n`;
+            });
+          } else {
+            emit(
+              json,
+              { server: url, ...body },
+              () =>
+                `${url}: BROKEN${body.index === undefined ? '' : ` at index ${body.index}`} (${body.reason}): ${body.message}\n`,
+            );
+            process.exitCode = ExitCode.failure;
+          }
+          return;
+        }
+        const path = file ?? runnerConfigFrom(opts).logPath;
+        if (!existsSync(path)) throw new AirlockError('invalid_args', `${path}: no such log file`);
+        const res = verifyLogFile(path);
         if (res.ok) {
-          emit(json, { file: opts.export, ...res }, () => {
-            const cp = res.latest_checkpoint;
-            const first = res.first_seq === 0 ? '' : ` (starts at seq ${res.first_seq}, not at the genesis)`;
-            const cov =
-              cp === null
-                ? '\n  warning: no signed checkpoint in the export, so events cut from the end cannot be detected'
-                : `, ${res.checkpoints} checkpoint${res.checkpoints === 1 ? '' : 's'} verified, latest at seq ${cp.seq} (${cp.time})${res.unsigned_tail > 0 ? `; the last ${res.unsigned_tail} events are after it` : ''}`;
-            return `${opts.export}: ok, ${res.events} events${res.elided > 0 ? ` + ${res.elided} elided` : ''}, head ${res.head?.hash ?? '(empty)'}${first}${cov}\n`;
-          });
+          emit(
+            json,
+            { ok: true, file: path, count: res.count, head: res.head },
+            () => `${path}: ok, ${res.count} events, head ${res.head?.hash ?? '(empty)'}\n`,
+          );
         } else {
-          emit(json, { file: opts.export, ...res }, () => `${opts.export}: BROKEN at line ${res.line}${res.seq === undefined ? '' : ` (seq ${res.seq})`} (${res.reason}): ${res.message}\n`);
+          emit(
+            json,
+            { ok: false, file: path, index: res.index, reason: res.reason, message: res.message },
+            () => `${path}: BROKEN at index ${res.index} (${res.reason}): ${res.message}\n`,
+          );
           process.exitCode = ExitCode.failure;
         }
-        return;
-      }
-      if (opts.server !== undefined) {
-        const { url, key } = serverAccess(opts.server, opts.apiKey);
-        const body = (await getJson(url, '/api/v1/audit/verify', key)) as ServerVerify;
-        if (body.ok) {
-          emit(json, { server: url, ...body }, () => {
-            const cp = body.checkpoints?.latest;
-            const runners = (body.runners ?? []).map((r) => `\n  runner ${r.name}: ok, ${r.count} mirrored events${r.breaks.length > 0 ? `, ${r.breaks.length} restart(s) after gaps/forks` : ''}`).join('');
-            return `${url}: ok, ${body.count} events, head ${body.head?.hash ?? '(empty)'}${cp ? `, latest checkpoint seq ${cp.seq} (${cp.time})` : ', no checkpoint yet'}${runners}\n`;
-          });
-        } else {
-          emit(json, { server: url, ...body }, () => `${url}: BROKEN${body.index === undefined ? '' : ` at index ${body.index}`} (${body.reason}): ${body.message}\n`);
-          process.exitCode = ExitCode.failure;
-        }
-        return;
-      }
-      const path = file ?? runnerConfigFrom(opts).logPath;
-      if (!existsSync(path)) throw new AirlockError('invalid_args', `${path}: no such log file`);
-      const res = verifyLogFile(path);
-      if (res.ok) {
-        emit(json, { ok: true, file: path, count: res.count, head: res.head }, () => `${path}: ok, ${res.count} events, head ${res.head?.hash ?? '(empty)'}\n`);
-      } else {
-        emit(json, { ok: false, file: path, index: res.index, reason: res.reason, message: res.message }, () => `${path}: BROKEN at index ${res.index} (${res.reason}): ${res.message}\n`);
-        process.exitCode = ExitCode.failure;
-      }
-    });
+      },
+    );
 
   audit
     .command('export')
-    .description('download the audit log of a control plane as NDJSON with its signed checkpoints (all pages), for `audit verify --export`')
+    .description(
+      'download the audit log of a control plane as NDJSON with its signed checkpoints (all pages), for `audit verify --export`',
+    )
     .option('--server [url]', 'control plane URL (default $AIRLOCK_SERVER)')
     .option('--api-key <key>', 'API key with the audit:read scope (default $AIRLOCK_API_KEY)')
-    .option('--cursor <cursor>', 'start after this cursor (x-next-cursor of an earlier export) instead of the beginning')
+    .option(
+      '--cursor <cursor>',
+      'start after this cursor (x-next-cursor of an earlier export) instead of the beginning',
+    )
     .option('--format <format>', 'ndjson or cef', 'ndjson')
     .requiredOption('-o, --out <file>', 'file to write')
     .action(async (opts: { server?: string | true; apiKey?: string; cursor?: string; format: string; out: string }) => {
-      if (opts.format !== 'ndjson' && opts.format !== 'cef') throw new AirlockError('invalid_args', `--format: expected ndjson or cef, got ${JSON.stringify(opts.format)}`);
+      if (opts.format !== 'ndjson' && opts.format !== 'cef')
+        throw new AirlockError('invalid_args', `--format: expected ndjson or cef, got ${JSON.stringify(opts.format)}`);
       const { url, key } = serverAccess(opts.server ?? true, opts.apiKey);
       let cursor = opts.cursor;
       let out = '';
       let pages = 0;
       for (;;) {
-        const qs = new URLSearchParams({ format: opts.format, limit: '10000', ...(cursor === undefined ? {} : { cursor }) });
+        const qs = new URLSearchParams({
+          format: opts.format,
+          limit: '10000',
+          ...(cursor === undefined ? {} : { cursor }),
+        });
         const res = await request(url, `/api/v1/audit/export?${qs.toString()}`, key);
         const text = await res.text();
         const more = res.headers.get('x-has-more') === 'true';
         const next = res.headers.get('x-next-cursor') ?? undefined;
         pages++;
         // Keep only the last page's cursor line: it is where a later export continues.
-        out += more ? text.split('\n').filter((l) => !l.startsWith('{"type":"cursor"')).join('\n') : text;
+        out += more
+          ? text
+              .split('\n')
+              .filter((l) => !l.startsWith('{"type":"cursor"'))
+              .join('\n')
+          : text;
         if (!more || next === undefined || next === cursor) {
           cursor = next;
           break;
@@ -145,7 +211,9 @@ export function registerAuditCommands(program: Command): void {
         cursor = next;
       }
       writeFileSync(opts.out, out);
-      process.stderr.write(`${opts.out}: ${pages} page${pages === 1 ? '' : 's'} written; continue later with --cursor ${cursor ?? ''}\n`);
+      process.stderr.write(
+        `${opts.out}: ${pages} page${pages === 1 ? '' : 's'} written; continue later with --cursor ${cursor ?? ''}\n`,
+      );
     });
 
   const events = program.command('events').description('read the runner security log');
@@ -212,9 +280,14 @@ interface ServerVerify {
 /** Server URL and API key from the options or AIRLOCK_SERVER / AIRLOCK_API_KEY. */
 function serverAccess(server: string | true, apiKey: string | undefined): { url: string; key: string } {
   const url = server === true ? process.env['AIRLOCK_SERVER'] : server;
-  if (url === undefined || url === '') throw new AirlockError('invalid_args', '--server: give the control plane URL or set AIRLOCK_SERVER');
+  if (url === undefined || url === '')
+    throw new AirlockError('invalid_args', '--server: give the control plane URL or set AIRLOCK_SERVER');
   const key = apiKey ?? process.env['AIRLOCK_API_KEY'];
-  if (key === undefined || key === '') throw new AirlockError('invalid_args', '--api-key: give an API key with the audit:read scope or set AIRLOCK_API_KEY');
+  if (key === undefined || key === '')
+    throw new AirlockError(
+      'invalid_args',
+      '--api-key: give an API key with the audit:read scope or set AIRLOCK_API_KEY',
+    );
   return { url: url.replace(/\/+$/, ''), key };
 }
 
@@ -223,7 +296,10 @@ async function request(base: string, path: string, key: string): Promise<Respons
   try {
     res = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${key}`, accept: 'application/json' } });
   } catch (err) {
-    throw new AirlockError('internal', `cannot reach ${base}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
+    throw new AirlockError(
+      'internal',
+      `cannot reach ${base}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`,
+    );
   }
   if (!res.ok) {
     const text = await res.text();
@@ -261,7 +337,8 @@ export type ExportVerifyResult =
 /** key_id of an Ed25519 public key: first 16 hex of SHA-256 over the raw 32-byte key. */
 export function exportKeyId(key: KeyObject): string {
   const jwk = key.export({ format: 'jwk' });
-  if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new AirlockError('invalid_args', 'the --key file is not an Ed25519 public key');
+  if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string')
+    throw new AirlockError('invalid_args', 'the --key file is not an Ed25519 public key');
   return createHash('sha256').update(Buffer.from(jwk.x, 'base64url')).digest('hex').slice(0, 16);
 }
 
@@ -302,23 +379,37 @@ export function verifyExport(text: string, publicKeysPem: readonly string[]): Ex
   const firstError = parsed.errors[0];
   if (firstError !== undefined) return fail(firstError.line, 'malformed', firstError.message);
   const entries: Entry[] = [];
-  const checkpoints: { line: number; cp: { seq: number; hash: string; time: string; key_id: string; signature: string } }[] = [];
+  const checkpoints: {
+    line: number;
+    cp: { seq: number; hash: string; time: string; key_id: string; signature: string };
+  }[] = [];
   for (let i = 0; i < parsed.events.length; i++) {
     const line = i + 1;
     const v = parsed.events[i];
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(line, 'malformed', `line ${line}: not a JSON object`);
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      return fail(line, 'malformed', `line ${line}: not a JSON object`);
     const o = v as Record<string, unknown>;
     const type = o['type'];
     const seq = o['seq'];
     if (type === 'cursor') continue;
     if (type === 'checkpoint') {
-      if (!Number.isSafeInteger(seq) || typeof o['hash'] !== 'string' || typeof o['time'] !== 'string' || typeof o['key_id'] !== 'string' || typeof o['signature'] !== 'string') {
+      if (
+        !Number.isSafeInteger(seq) ||
+        typeof o['hash'] !== 'string' ||
+        typeof o['time'] !== 'string' ||
+        typeof o['key_id'] !== 'string' ||
+        typeof o['signature'] !== 'string'
+      ) {
         return fail(line, 'malformed', `line ${line}: checkpoint without seq, hash, time, key_id and signature`);
       }
-      checkpoints.push({ line, cp: { seq: seq as number, hash: o['hash'], time: o['time'], key_id: o['key_id'], signature: o['signature'] } });
+      checkpoints.push({
+        line,
+        cp: { seq: seq as number, hash: o['hash'], time: o['time'], key_id: o['key_id'], signature: o['signature'] },
+      });
       continue;
     }
-    if (type !== undefined && type !== 'elided') return fail(line, 'malformed', `line ${line}: unknown line type ${JSON.stringify(type)}`);
+    if (type !== undefined && type !== 'elided')
+      return fail(line, 'malformed', `line ${line}: unknown line type ${JSON.stringify(type)}`);
     if (!Number.isSafeInteger(seq) || typeof o['hash'] !== 'string' || typeof o['prev'] !== 'string') {
       return fail(line, 'malformed', `line ${line}: not an audit event (seq, prev and hash required)`);
     }
@@ -327,7 +418,8 @@ export function verifyExport(text: string, publicKeysPem: readonly string[]): Ex
 
   // The chain: runs of full events go through verifyChain; elided lines link by seq and hash.
   const first = entries[0];
-  let after: ChainHead | undefined = first === undefined || first.seq === 0 ? undefined : { seq: first.seq - 1, hash: first.prev };
+  let after: ChainHead | undefined =
+    first === undefined || first.seq === 0 ? undefined : { seq: first.seq - 1, hash: first.prev };
   let run: Entry[] = [];
   const flush = (): ExportVerifyResult | undefined => {
     if (run.length === 0) return undefined;
@@ -352,9 +444,21 @@ export function verifyExport(text: string, publicKeysPem: readonly string[]): Ex
     if (bad !== undefined) return bad;
     const expectedSeq = after === undefined ? 0 : after.seq + 1;
     const expectedPrev = after === undefined ? GENESIS_HASH : after.hash;
-    if (e.seq > expectedSeq) return fail(e.line, 'deleted', `line ${e.line}: seq jumps from ${expectedSeq - 1} to ${e.seq}; events missing`, e.seq);
+    if (e.seq > expectedSeq)
+      return fail(
+        e.line,
+        'deleted',
+        `line ${e.line}: seq jumps from ${expectedSeq - 1} to ${e.seq}; events missing`,
+        e.seq,
+      );
     if (e.seq < expectedSeq) return fail(e.line, 'inserted', `line ${e.line}: seq ${e.seq} repeats`, e.seq);
-    if (e.prev !== expectedPrev) return fail(e.line, 'edited', `line ${e.line}: prev is not the hash of seq ${expectedSeq - 1}; that event was rewritten`, e.seq);
+    if (e.prev !== expectedPrev)
+      return fail(
+        e.line,
+        'edited',
+        `line ${e.line}: prev is not the hash of seq ${expectedSeq - 1}; that event was rewritten`,
+        e.seq,
+      );
     after = { seq: e.seq, hash: e.hash };
   }
   const bad = flush();
@@ -367,7 +471,12 @@ export function verifyExport(text: string, publicKeysPem: readonly string[]): Ex
   for (const { line, cp } of checkpoints) {
     const key = keys.get(cp.key_id);
     if (key === undefined) {
-      return fail(line, 'signature', `line ${line}: checkpoint signed by key ${cp.key_id}, which is not one of the --key files (${[...keys.keys()].join(', ')})`, cp.seq);
+      return fail(
+        line,
+        'signature',
+        `line ${line}: checkpoint signed by key ${cp.key_id}, which is not one of the --key files (${[...keys.keys()].join(', ')})`,
+        cp.seq,
+      );
     }
     const msg = Buffer.from(canonicalJson({ seq: cp.seq, hash: cp.hash, time: cp.time, key_id: cp.key_id }), 'utf8');
     let valid = false;
@@ -376,7 +485,13 @@ export function verifyExport(text: string, publicKeysPem: readonly string[]): Ex
     } catch {
       valid = false;
     }
-    if (!valid) return fail(line, 'signature', `line ${line}: the checkpoint signature is not valid; the checkpoint was altered`, cp.seq);
+    if (!valid)
+      return fail(
+        line,
+        'signature',
+        `line ${line}: the checkpoint signature is not valid; the checkpoint was altered`,
+        cp.seq,
+      );
     if (cp.seq > lastSeq) {
       return fail(
         line,
@@ -388,9 +503,15 @@ export function verifyExport(text: string, publicKeysPem: readonly string[]): Ex
     if (cp.seq < firstSeq) continue; // before this export's range
     const at = hashAt.get(cp.seq);
     if (at === undefined || at.hash !== cp.hash) {
-      return fail(at?.line ?? line, 'edited', `seq ${cp.seq} differs from the checkpoint signed at ${cp.time}; the log was rewritten up to there`, cp.seq);
+      return fail(
+        at?.line ?? line,
+        'edited',
+        `seq ${cp.seq} differs from the checkpoint signed at ${cp.time}; the log was rewritten up to there`,
+        cp.seq,
+      );
     }
-    if (latest === null || cp.seq >= latest.seq) latest = { seq: cp.seq, hash: cp.hash, time: cp.time, key_id: cp.key_id };
+    if (latest === null || cp.seq >= latest.seq)
+      latest = { seq: cp.seq, hash: cp.hash, time: cp.time, key_id: cp.key_id };
   }
   return {
     ok: true,

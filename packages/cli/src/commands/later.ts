@@ -7,10 +7,6 @@ const notYet = (what: string) => (): never => {
 
 /** Verbs whose implementation lands with later work; each says so instead of pretending. */
 export function registerLaterCommands(program: Command): void {
-  program
-    .command('mcp')
-    .description('stdio MCP bridge for local agent clients (not available yet)')
-    .action(notYet('airlock mcp (the MCP bridge)'));
   const sandbox = program.command('sandbox').description('microVM sandboxes for arbitrary code (not available yet)');
   sandbox
     .command('serve')
