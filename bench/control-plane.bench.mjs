@@ -7,10 +7,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ActionEngine, defaultRunnerConfig, loadCatalog, SecurityLog, startRunner } from '../packages/runner/dist/index.js';
+import {
+  ActionEngine,
+  defaultRunnerConfig,
+  loadCatalog,
+  SecurityLog,
+  startRunner,
+} from '../packages/runner/dist/index.js';
 import { createServer, serverConfig } from '../packages/server/dist/index.js';
-import { mintTestKey, ownerId } from '../packages/server/dist/testing/index.js';
 import { activeHub } from '../packages/server/dist/runners/routes.js';
+import { mintTestKey, ownerId } from '../packages/server/dist/testing/index.js';
 import { startPgCluster } from '../scripts/pg-cluster.mjs';
 
 const here = resolve(fileURLToPath(import.meta.url), '..');
@@ -20,11 +26,19 @@ const FINAL = new Set(['success', 'failure', 'validation_failed', 'error', 'time
 
 async function withServer(database, nRunners, fn) {
   const dir = mkdtempSync(join(tmpdir(), 'airlock-bench-cp-'));
-  const server = await createServer(serverConfig({ listen: '127.0.0.1:0', home: join(dir, 'srv'), database, logLevel: 'silent' }));
+  const server = await createServer(
+    serverConfig({ listen: '127.0.0.1:0', home: join(dir, 'srv'), database, logLevel: 'silent' }),
+  );
   const url = await server.listen();
   const { db } = server.ctx;
   const org = server.bootstrap.orgId;
-  const key = await mintTestKey(db, org, await ownerId(db, org), ['runs:read', 'runs:write', 'runners:write', 'packs:trust', 'packs:read']);
+  const key = await mintTestKey(db, org, await ownerId(db, org), [
+    'runs:read',
+    'runs:write',
+    'runners:write',
+    'packs:trust',
+    'packs:read',
+  ]);
   const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
   const post = async (path, body) => {
     const r = await fetch(url + path, { method: 'POST', headers, body: JSON.stringify(body) });
@@ -35,7 +49,13 @@ async function withServer(database, nRunners, fn) {
     for (let i = 0; i < nRunners; i++) {
       const { body } = await post('/api/v1/runners', { name: `b${i}` });
       const reg = await post('/api/v1/runners/register', { bootstrap_key: body.bootstrap_key });
-      const config = { ...defaultRunnerConfig({}), name: `b${i}`, packDirs: [showcase], logPath: join(dir, `r${i}`, 'events.jsonl'), concurrency: 8 };
+      const config = {
+        ...defaultRunnerConfig({}),
+        name: `b${i}`,
+        packDirs: [showcase],
+        logPath: join(dir, `r${i}`, 'events.jsonl'),
+        concurrency: 8,
+      };
       runners.push(startRunner({ config, serverUrl: url, token: reg.body.token }));
     }
     const end = Date.now() + 20_000;
@@ -67,7 +87,12 @@ async function firstOutputLatency(ctx, n) {
         res(line);
       };
     });
-    const r = await ctx.post('/api/v1/runs', { runner: ctx.runners[0], action: 'showcase.echo', args: { message: 'latency' }, reason: 'bench' });
+    const r = await ctx.post('/api/v1/runs', {
+      runner: ctx.runners[0],
+      action: 'showcase.echo',
+      args: { message: 'latency' },
+      reason: 'bench',
+    });
     const id = r.body.id;
     const onEvent = (e) => {
       if (e.type === 'output') ctx.pending?.(e);
@@ -96,7 +121,12 @@ async function throughput(ctx, total, concurrency) {
     Array.from({ length: concurrency }, async () => {
       while (next < total) {
         const i = next++;
-        const r = await ctx.post('/api/v1/runs', { runner: ctx.runners[i % ctx.runners.length], action: 'showcase.echo', args: { message: `m${i}` }, reason: 'bench' });
+        const r = await ctx.post('/api/v1/runs', {
+          runner: ctx.runners[i % ctx.runners.length],
+          action: 'showcase.echo',
+          args: { message: `m${i}` },
+          reason: 'bench',
+        });
         if (r.status !== 201) throw new Error(`dispatch failed: ${JSON.stringify(r.body)}`);
         ids.push(r.body.id);
       }
@@ -118,9 +148,19 @@ async function throughput(ctx, total, concurrency) {
 async function directBaseline(n) {
   const dir = mkdtempSync(join(tmpdir(), 'airlock-bench-direct-'));
   try {
-    const config = { ...defaultRunnerConfig({}), packDirs: [showcase], logPath: join(dir, 'events.jsonl'), concurrency: 8 };
+    const config = {
+      ...defaultRunnerConfig({}),
+      packDirs: [showcase],
+      logPath: join(dir, 'events.jsonl'),
+      concurrency: 8,
+    };
     const engine = new ActionEngine(loadCatalog(config.packDirs), config, new SecurityLog(config.logPath), {});
-    const req = { action: 'showcase.echo', args: { message: 'direct' }, reason: 'bench', principal: { type: 'local', id: 'bench' } };
+    const req = {
+      action: 'showcase.echo',
+      args: { message: 'direct' },
+      reason: 'bench',
+      principal: { type: 'local', id: 'bench' },
+    };
     const lat = [];
     for (let i = 0; i < Math.min(n, 50); i++) {
       const t = performance.now();
@@ -129,12 +169,14 @@ async function directBaseline(n) {
     }
     const t0 = performance.now();
     let next = 0;
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      while (next < n) {
-        next++;
-        await engine.run(req);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < n) {
+          next++;
+          await engine.run(req);
+        }
+      }),
+    );
     return { latency: lat, rate: n / ((performance.now() - t0) / 1000) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -171,11 +213,15 @@ export async function bench({ quick }) {
             const lat = await firstOutputLatency(ctx, quick ? 10 : 40);
             rows.push({ name: `${label}: dispatch → first output line, p50`, value: pct(lat, 50), unit: 'ms' });
             rows.push({ name: `${label}: dispatch → first output line, p95`, value: pct(lat, 95), unit: 'ms' });
-            ratio.push({ name: `${label} first-output p50 / direct engine run p50`, value: pct(lat, 50) / pct(direct.latency, 50) });
+            ratio.push({
+              name: `${label} first-output p50 / direct engine run p50`,
+              value: pct(lat, 50) / pct(direct.latency, 50),
+            });
           }
           const rate = await throughput(ctx, total, 32);
           rows.push({ name: `${label}: runs/s end to end, ${n} runner(s)`, value: rate, unit: 'runs/s' });
-          if (n === (quick ? 4 : 16)) ratio.push({ name: `${label} runs/s (${n} runners) / direct engine runs/s`, value: rate / direct.rate });
+          if (n === (quick ? 4 : 16))
+            ratio.push({ name: `${label} runs/s (${n} runners) / direct engine runs/s`, value: rate / direct.rate });
         });
         rmSync(tmp, { recursive: true, force: true });
       }
@@ -189,7 +235,7 @@ export async function bench({ quick }) {
     ratio,
     notes: [
       `${total} showcase.echo runs per configuration, 32 HTTP requests in flight; runners run in the bench process (8 actions at once each).`,
-      'Target from the issue: 500 runs/s end to end with SQLite on this 2-core machine. Every run spawns a real process and appends fsync\'d events on both sides, so process spawning and fsync bound the rate; see the direct baseline.',
+      "Target from the issue: 500 runs/s end to end with SQLite on this 2-core machine. Every run spawns a real process and appends fsync'd events on both sides, so process spawning and fsync bound the rate; see the direct baseline.",
     ],
   };
 }

@@ -24,7 +24,8 @@ function bare(file, args) {
 }
 
 async function sshBaseline(n, dir) {
-  if (!existsSync('/usr/sbin/sshd') || !existsSync('/usr/bin/ssh')) return { skipped: 'openssh-server/client not installed' };
+  if (!existsSync('/usr/sbin/sshd') || !existsSync('/usr/bin/ssh'))
+    return { skipped: 'openssh-server/client not installed' };
   const key = join(dir, 'id');
   const host = join(dir, 'host');
   spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
@@ -33,11 +34,47 @@ async function sshBaseline(n, dir) {
   writeFileSync(join(dir, 'authorized_keys'), readFileSync(`${key}.pub`));
   const port = String(20000 + Math.floor(Math.random() * 20000));
   spawnSync('mkdir', ['-p', '/run/sshd']);
-  const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-p', port, '-o', 'ListenAddress=127.0.0.1', '-o', `HostKey=${host}`,
-    '-o', `AuthorizedKeysFile=${join(dir, 'authorized_keys')}`, '-o', 'PermitRootLogin=yes', '-o', 'StrictModes=no',
-    '-o', 'UsePAM=no', '-o', `PidFile=${join(dir, 'sshd.pid')}`], { stdio: 'ignore' });
-  const sshArgs = ['-q', '-i', key, '-p', port, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-    '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5', 'root@127.0.0.1', 'true'];
+  const sshd = spawn(
+    '/usr/sbin/sshd',
+    [
+      '-D',
+      '-e',
+      '-p',
+      port,
+      '-o',
+      'ListenAddress=127.0.0.1',
+      '-o',
+      `HostKey=${host}`,
+      '-o',
+      `AuthorizedKeysFile=${join(dir, 'authorized_keys')}`,
+      '-o',
+      'PermitRootLogin=yes',
+      '-o',
+      'StrictModes=no',
+      '-o',
+      'UsePAM=no',
+      '-o',
+      `PidFile=${join(dir, 'sshd.pid')}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  const sshArgs = [
+    '-q',
+    '-i',
+    key,
+    '-p',
+    port,
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    'UserKnownHostsFile=/dev/null',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ConnectTimeout=5',
+    'root@127.0.0.1',
+    'true',
+  ];
   try {
     let up = false;
     for (let i = 0; i < 50 && !up; i++) {
@@ -67,7 +104,12 @@ export async function bench({ quick }) {
     const action = 'showcase.echo';
     const found = catalog.findAction(action);
     if (found === undefined) throw new Error(`${action} is not in the bundled catalog`);
-    const req = { action, args: { message: 'hello from the bench' }, reason: 'bench', principal: { type: 'local', id: 'bench' } };
+    const req = {
+      action,
+      args: { message: 'hello from the bench' },
+      reason: 'bench',
+      principal: { type: 'local', id: 'bench' },
+    };
     // Warm up both paths (redactor compile, page cache).
     for (let i = 0; i < 5; i++) {
       await engine.run(req);

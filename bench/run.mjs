@@ -26,7 +26,8 @@ for (const f of files) {
   r.file = f;
   r.seconds = (Date.now() - started) / 1000;
   results.push(r);
-  for (const row of r.rows) process.stdout.write(`  ${row.name.padEnd(48)} ${fmt(row.value).padStart(12)} ${row.unit}\n`);
+  for (const row of r.rows)
+    process.stdout.write(`  ${row.name.padEnd(48)} ${fmt(row.value).padStart(12)} ${row.unit}\n`);
   const ratios = Array.isArray(r.ratio) ? r.ratio : r.ratio ? [r.ratio] : [];
   for (const q of ratios) process.stdout.write(`  ratio: ${q.name} = ${q.value.toFixed(2)}×\n`);
   for (const n of r.notes ?? []) process.stdout.write(`  note: ${n}\n`);
@@ -47,7 +48,14 @@ if (only.length === 0) {
     '',
   ];
   for (const r of results) {
-    md.push(`## ${r.title}`, '', `Source: \`bench/${r.file}\` (${r.seconds.toFixed(1)} s).`, '', '| measurement | value | unit |', '|---|---:|---|');
+    md.push(
+      `## ${r.title}`,
+      '',
+      `Source: \`bench/${r.file}\` (${r.seconds.toFixed(1)} s).`,
+      '',
+      '| measurement | value | unit |',
+      '|---|---:|---|',
+    );
     for (const row of r.rows) md.push(`| ${row.name} | ${fmt(row.value)} | ${row.unit} |`);
     const ratios = Array.isArray(r.ratio) ? r.ratio : r.ratio ? [r.ratio] : [];
     md.push('');

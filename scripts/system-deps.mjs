@@ -17,6 +17,13 @@ const NEEDED = [
   ['/usr/bin/dig', 'bind9-dnsutils'],
   ['/usr/bin/ss', 'iproute2'],
   ['/usr/bin/top', 'procps'],
+  ['/usr/bin/qemu-system-x86_64', 'qemu-system-x86'],
+  ['/usr/bin/mksquashfs', 'squashfs-tools'],
+  ['/usr/bin/musl-gcc', 'musl-tools'],
+  ['/usr/bin/lz4', 'lz4'],
+  ['/usr/bin/clang', 'clang'],
+  ['/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a', 'libclang-rt-14-dev'],
+  ['/usr/bin/runsc', 'runsc'],
 ];
 
 const missing = [...new Set(NEEDED.filter(([f]) => !existsSync(f)).map(([, p]) => p))];

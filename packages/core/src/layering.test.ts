@@ -16,7 +16,8 @@ function sources(dir: string): string[] {
   });
 }
 
-const FORBIDDEN = /(?:from\s+|import\s*\(\s*|require\s*\(\s*)['"](node:[a-z_/]+|fs|child_process|net|http|https|dgram|dns|os|tls|worker_threads|cluster|process|path|crypto|stream|readline|vm|v8|inspector)['"]/g;
+const FORBIDDEN =
+  /(?:from\s+|import\s*\(\s*|require\s*\(\s*)['"](node:[a-z_/]+|fs|child_process|net|http|https|dgram|dns|os|tls|worker_threads|cluster|process|path|crypto|stream|readline|vm|v8|inspector)['"]/g;
 
 test('packages/core imports no Node module outside tests', () => {
   const files = sources(src);
@@ -25,7 +26,8 @@ test('packages/core imports no Node module outside tests', () => {
   for (const f of files) {
     const text = readFileSync(f, 'utf8');
     for (const m of text.matchAll(FORBIDDEN)) hits.push(`${f.slice(src.length + 1)}: ${m[1]}`);
-    if (/\bprocess\.(env|exit|argv|stdout|stderr)\b/.test(text)) hits.push(`${f.slice(src.length + 1)}: uses process globals`);
+    if (/\bprocess\.(env|exit|argv|stdout|stderr)\b/.test(text))
+      hits.push(`${f.slice(src.length + 1)}: uses process globals`);
   }
   assert.deepEqual(hits, []);
 });

@@ -68,7 +68,8 @@ export function loadCatalog(dirs: readonly string[]): Catalog {
     }
     const loaded = r.value;
     const clash: string[] = [];
-    if (byName.has(loaded.pack.name)) clash.push(`pack name ${loaded.pack.name} already loaded from ${byName.get(loaded.pack.name)!.dir}`);
+    if (byName.has(loaded.pack.name))
+      clash.push(`pack name ${loaded.pack.name} already loaded from ${byName.get(loaded.pack.name)!.dir}`);
     for (const a of loaded.pack.actions) {
       const prev = byAction.get(a.id);
       if (prev !== undefined) clash.push(`action ${a.id} already declared by pack ${prev.loaded.pack.name}`);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { OutputLine } from './engine.js';
 import { verifyLogFile } from './security-log.js';
-import { pidAlive, tempDir, type TestRunner, testRunner, waitFor } from './testing/fixture.js';
+import { pidAlive, type TestRunner, tempDir, testRunner, waitFor } from './testing/fixture.js';
 import { writeFixturePack } from './testing/fixture-pack.js';
 
 const principal = { type: 'local', id: 'tester' };
@@ -29,7 +29,10 @@ describe('action engine', () => {
 
   const run = async (action: string, args: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => {
     const lines: OutputLine[] = [];
-    const res = await r.engine.run({ action, args, reason: 'test', principal, ...extra }, { onOutput: (l) => lines.push(l) });
+    const res = await r.engine.run(
+      { action, args, reason: 'test', principal, ...extra },
+      { onOutput: (l) => lines.push(l) },
+    );
     return { res, lines, stdout: lines.filter((l) => l.stream === 'stdout').map((l) => l.line) };
   };
   const lastEvent = (): Record<string, unknown> => {
@@ -51,7 +54,13 @@ describe('action engine', () => {
 
   test('shell metacharacters stay literal: $(touch …) never runs', async () => {
     const marker = join(t.dir, 'pwned');
-    for (const payload of [`$(touch ${marker})`, `\`touch ${marker}\``, `x; touch ${marker}`, `x && touch ${marker}`, `x | touch ${marker}`]) {
+    for (const payload of [
+      `$(touch ${marker})`,
+      `\`touch ${marker}\``,
+      `x; touch ${marker}`,
+      `x && touch ${marker}`,
+      `x | touch ${marker}`,
+    ]) {
       const { res, stdout } = await run('fx.echo', { msg: payload });
       assert.equal(res.status, 'success', payload);
       assert.deepEqual(stdout, [payload]);
@@ -142,13 +151,10 @@ describe('action engine', () => {
 
   test('requested limits are clamped to the action bounds and recorded', async () => {
     const { res } = await run('fx.flood', {}, { limits: { output_bytes: 10, timeout_s: 99999 } });
-    assert.deepEqual(
-      res.clamped.map((c) => [c.name, c.requested, c.applied, c.bound]).sort(),
-      [
-        ['output_bytes', 10, 1024, 'min'],
-        ['timeout_s', 99999, 3600, 'max'],
-      ],
-    );
+    assert.deepEqual(res.clamped.map((c) => [c.name, c.requested, c.applied, c.bound]).sort(), [
+      ['output_bytes', 10, 1024, 'min'],
+      ['timeout_s', 99999, 3600, 'max'],
+    ]);
     assert.deepEqual(lastEvent()['clamped'], res.clamped);
     assert.ok(res.clamped.some((c) => c.name === 'output_bytes' && c.applied === 1024));
     assert.ok(res.outputBytes <= 1024);
@@ -184,11 +190,15 @@ describe('action engine', () => {
     assert.ok(!text.includes('Tr0ub4dor&3xyz'), text);
     assert.match(text, /\[REDACTED:fx_secret\]/);
     const log = readFileSync(r.config.logPath, 'utf8');
-    for (const s of ['AKIAZ7Q3LJHX4TNBV2WM', 'fxsecret_0123456789abcdef', 'Tr0ub4dor&3xyz']) assert.ok(!log.includes(s), s);
+    for (const s of ['AKIAZ7Q3LJHX4TNBV2WM', 'fxsecret_0123456789abcdef', 'Tr0ub4dor&3xyz'])
+      assert.ok(!log.includes(s), s);
   });
 
   test('a multi-line private key block is redacted line by line in the stream', async () => {
-    const body = ['MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj', 'MZRSlLrc2xKcbAJHFe0Kx8L1r9Ek6qYk2yQ7T3wVJ9fEo3pQ2kXs0Q8j1lq3Ww5'];
+    const body = [
+      'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj',
+      'MZRSlLrc2xKcbAJHFe0Kx8L1r9Ek6qYk2yQ7T3wVJ9fEo3pQ2kXs0Q8j1lq3Ww5',
+    ];
     const file = join(allowed, 'key.pem');
     writeFileSync(file, ['-----BEGIN PRIVATE KEY-----', ...body, '-----END PRIVATE KEY-----', 'after'].join('\n'));
     const { res, stdout } = await run('fx.pem', { file });
@@ -205,14 +215,20 @@ describe('action engine', () => {
       HOME: '/root',
     });
     const lines: string[] = [];
-    const res = await r2.run({ action: 'fx.env', args: {}, reason: 't', principal }, { onOutput: (l) => lines.push(l.line) });
+    const res = await r2.run(
+      { action: 'fx.env', args: {}, reason: 't', principal },
+      { onOutput: (l) => lines.push(l.line) },
+    );
     assert.equal(res.status, 'success');
     assert.deepEqual(lines.sort(), [`FX_ALLOWED=yes`, 'FX_FIXED=1', 'LANG=C.UTF-8', `PATH=${r.config.path}`].sort());
   });
 
   test('cancel stops the run with status cancelled', async () => {
     const ac = new AbortController();
-    const p = r.engine.run({ action: 'fx.sleep', args: { seconds: 60 }, reason: 't', principal }, { signal: ac.signal, onOutput: () => ac.abort() });
+    const p = r.engine.run(
+      { action: 'fx.sleep', args: { seconds: 60 }, reason: 't', principal },
+      { signal: ac.signal, onOutput: () => ac.abort() },
+    );
     const res = await p;
     assert.equal(res.status, 'cancelled');
   });

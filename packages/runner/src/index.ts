@@ -1,5 +1,14 @@
 export { findBinary } from './binary.js';
 export { type Catalog, type LoadedPack, loadCatalog, loadPackDir, type PackLoadFailure } from './catalog.js';
+export { ControlClient, type ControlClientOptions, connectUrl, type StopReason } from './client/control-client.js';
+export { DedupRing } from './client/dedup-ring.js';
+export { Outbox } from './client/outbox.js';
+export {
+  type RunningRunner,
+  redeemBootstrapKey,
+  type StartRunnerOptions,
+  startRunner,
+} from './client/runner-process.js';
 export { defaultRunnerConfig, loadRunnerConfig, parseRunnerConfig, type RunnerConfig } from './config.js';
 export {
   ActionEngine,
@@ -16,7 +25,3 @@ export { airlockHome, bundledPacksDir, DEFAULT_ACTION_PATH, defaultSecurityLogPa
 export { KILL_GRACE_MS, MAX_LINE_CHARS, runProcess, type SpawnPlan } from './process-runner.js';
 export { SecurityLog, verifyLogFile } from './security-log.js';
 export { type RunnerState, runnerState } from './state.js';
-export { ControlClient, type ControlClientOptions, connectUrl, type StopReason } from './client/control-client.js';
-export { DedupRing } from './client/dedup-ring.js';
-export { Outbox } from './client/outbox.js';
-export { redeemBootstrapKey, type RunningRunner, type StartRunnerOptions, startRunner } from './client/runner-process.js';

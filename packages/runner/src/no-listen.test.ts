@@ -2,11 +2,10 @@
 // the runner's sources, and a process that loaded the runner and ran an action owns no
 // listening socket.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { mkdirSync } from 'node:fs';
 import { tempDir, testRunner } from './testing/fixture.js';
 import { writeFixturePack } from './testing/fixture-pack.js';
 
@@ -53,7 +52,12 @@ test('a process running the runner engine owns no listening socket', async () =>
     mkdirSync(allowed);
     const r = testRunner([writeFixturePack(join(t.dir, 'pack'), allowed)]);
     try {
-      const res = await r.engine.run({ action: 'fx.echo', args: { msg: 'x' }, reason: 't', principal: { type: 'local', id: 't' } });
+      const res = await r.engine.run({
+        action: 'fx.echo',
+        args: { msg: 'x' },
+        reason: 't',
+        principal: { type: 'local', id: 't' },
+      });
       assert.equal(res.status, 'success');
       const listening = listeningInodes();
       const mine: string[] = [];

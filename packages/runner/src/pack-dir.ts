@@ -20,7 +20,8 @@ export function readPackFiles(dir: string): PackFile[] {
       const full = join(d, name);
       const st = lstatSync(full);
       const rel = relative(dir, full).split(sep).join('/');
-      if (st.isSymbolicLink()) throw new AirlockError('invalid_spec', `${rel}: symbolic links are not allowed in packs`);
+      if (st.isSymbolicLink())
+        throw new AirlockError('invalid_spec', `${rel}: symbolic links are not allowed in packs`);
       if (st.isDirectory()) walk(full);
       else if (st.isFile()) {
         total += st.size;

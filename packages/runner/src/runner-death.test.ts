@@ -15,9 +15,13 @@ test('killing the runner with SIGKILL kills the running action', async () => {
     const allowed = join(t.dir, 'allowed');
     mkdirSync(allowed);
     const packDir = writeFixturePack(join(t.dir, 'pack'), allowed);
-    const runner = spawn(process.execPath, [childScript, packDir, join(t.dir, 'events.jsonl'), 'fx.sleep', '{"seconds": 300}'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const runner = spawn(
+      process.execPath,
+      [childScript, packDir, join(t.dir, 'events.jsonl'), 'fx.sleep', '{"seconds": 300}'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     runner.stdout.on('data', (c: Buffer) => {
       out += c.toString();

@@ -2,17 +2,24 @@ import {
   closeSync,
   constants,
   fsyncSync,
+  ftruncateSync,
   mkdirSync,
   openSync,
   readFileSync,
   readSync,
   statSync,
-  ftruncateSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
-import { AirlockError, type AuditEvent, type AuditEventFields, appendEvent, parseJsonl, verifyChain } from '@airlock/core';
+import {
+  AirlockError,
+  type AuditEvent,
+  type AuditEventFields,
+  appendEvent,
+  parseJsonl,
+  verifyChain,
+} from '@airlock/core';
 
 /** How long to wait for another process holding the log lock before giving up. */
 const LOCK_TIMEOUT_MS = 10_000;
@@ -174,7 +181,13 @@ export function verifyLogFile(path: string): ReturnType<typeof verifyChain> & { 
   const parsed = parseJsonl(text);
   const firstBad = parsed.errors[0];
   if (firstBad !== undefined) {
-    return { ok: false, index: firstBad.line - 1, reason: 'malformed', message: firstBad.message, parseErrors: parsed.errors.length };
+    return {
+      ok: false,
+      index: firstBad.line - 1,
+      reason: 'malformed',
+      message: firstBad.message,
+      parseErrors: parsed.errors.length,
+    };
   }
   return { ...verifyChain(parsed.events), parseErrors: 0 };
 }

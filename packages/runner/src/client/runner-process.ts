@@ -8,17 +8,32 @@ import { SecurityLog } from '../security-log.js';
 import { ControlClient, type StopReason } from './control-client.js';
 
 /** Exchange a one-time bootstrap key for a runner token at the control plane. */
-export async function redeemBootstrapKey(serverUrl: string, bootstrapKey: string): Promise<{ runnerId: string; name: string; token: string }> {
+export async function redeemBootstrapKey(
+  serverUrl: string,
+  bootstrapKey: string,
+): Promise<{ runnerId: string; name: string; token: string }> {
   const url = new URL('/api/v1/runners/register', serverUrl);
   let res: Response;
   try {
-    res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ bootstrap_key: bootstrapKey }) });
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ bootstrap_key: bootstrapKey }),
+    });
   } catch (e) {
     throw new AirlockError('invalid_config', `cannot reach the control plane at ${serverUrl}: ${(e as Error).message}`);
   }
-  const body = (await res.json().catch(() => ({}))) as { runner_id?: string; name?: string; token?: string; error?: { message?: string } };
+  const body = (await res.json().catch(() => ({}))) as {
+    runner_id?: string;
+    name?: string;
+    token?: string;
+    error?: { message?: string };
+  };
   if (!res.ok || body.token === undefined || body.runner_id === undefined) {
-    throw new AirlockError('invalid_config', `the control plane refused the bootstrap key: ${body.error?.message ?? `HTTP ${res.status}`}`);
+    throw new AirlockError(
+      'invalid_config',
+      `the control plane refused the bootstrap key: ${body.error?.message ?? `HTTP ${res.status}`}`,
+    );
   }
   return { runnerId: body.runner_id, name: body.name ?? '', token: body.token };
 }
@@ -70,7 +85,8 @@ export function startRunner(opts: StartRunnerOptions): RunningRunner {
       onStop: (reason, detail) => {
         if (opts.manageProcess === true) {
           process.off('SIGHUP', reload);
-          if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() === String(process.pid)) rmSync(pidFile, { force: true });
+          if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() === String(process.pid))
+            rmSync(pidFile, { force: true });
         }
         resolveStopped({ reason, detail });
       },
@@ -81,7 +97,10 @@ export function startRunner(opts: StartRunnerOptions): RunningRunner {
     catalog = loadCatalog(config.packDirs);
     engine.setCatalog(catalog);
     client.updateCatalog(catalog);
-    opts.logger?.('info', `reloaded packs: ${catalog.packs.map((p) => `${p.pack.name}@${p.pack.hash.slice(7, 19)}`).join(', ')}`);
+    opts.logger?.(
+      'info',
+      `reloaded packs: ${catalog.packs.map((p) => `${p.pack.name}@${p.pack.hash.slice(7, 19)}`).join(', ')}`,
+    );
     for (const f of catalog.failures) opts.logger?.('warn', `pack ${f.dir} not loaded: ${f.errors.join('; ')}`);
   };
   if (opts.manageProcess === true) {

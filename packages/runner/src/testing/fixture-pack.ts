@@ -4,7 +4,8 @@ import { writePack } from './fixture.js';
 /** Write the `fx` fixture pack into `dir`; `allowedDir` is the only folder its path args accept. */
 export function writeFixturePack(dir: string, allowedDir: string): string {
   return writePack(dir, {
-    'pack.yaml': 'name: fixture\nversion: 1.0.0\nnamespace: fx\ndescription: Engine test fixture.\nredact:\n  - name: fx_secret\n    pattern: "fxsecret_[0-9a-f]{16}"\n    keywords: ["fxsecret_"]\n',
+    'pack.yaml':
+      'name: fixture\nversion: 1.0.0\nnamespace: fx\ndescription: Engine test fixture.\nredact:\n  - name: fx_secret\n    pattern: "fxsecret_[0-9a-f]{16}"\n    keywords: ["fxsecret_"]\n',
     'actions/echo.yaml': `id: fx.echo
 title: Echo
 description: Prints its argument.

@@ -37,7 +37,13 @@ export interface TestRunner {
 /** A runner over the given pack folders with a security log in a temp folder. */
 export function testRunner(packDirs: string[], overrides: Partial<RunnerConfig> = {}): TestRunner {
   const t = tempDir('airlock-runner-');
-  const config: RunnerConfig = { ...defaultRunnerConfig({}), name: 'test-runner', packDirs, logPath: join(t.dir, 'events.jsonl'), ...overrides };
+  const config: RunnerConfig = {
+    ...defaultRunnerConfig({}),
+    name: 'test-runner',
+    packDirs,
+    logPath: join(t.dir, 'events.jsonl'),
+    ...overrides,
+  };
   const catalog = loadCatalog(config.packDirs);
   if (catalog.failures.length > 0) {
     t.cleanup();
@@ -72,4 +78,3 @@ export function pidAlive(pid: number): boolean {
     return false;
   }
 }
-

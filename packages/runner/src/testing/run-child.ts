@@ -9,7 +9,12 @@ if (packDir === undefined || logPath === undefined || action === undefined || ar
 }
 const r = testRunner([packDir], { logPath });
 const res = await r.engine.run(
-  { action, args: JSON.parse(argsJson) as Record<string, unknown>, reason: 'child', principal: { type: 'local', id: 'child' } },
+  {
+    action,
+    args: JSON.parse(argsJson) as Record<string, unknown>,
+    reason: 'child',
+    principal: { type: 'local', id: 'child' },
+  },
   { onOutput: (l) => void process.stdout.write(`${l.line}\n`) },
 );
 process.stdout.write(`RESULT ${JSON.stringify(res)}\n`);
