@@ -123,6 +123,12 @@ describe('airlock CLI', () => {
     assert.match(t.out, /1 passed, 0 failed/);
   });
 
+  test('docs/packs.md is generated from the catalog and up to date', () => {
+    const r = airlock('pack', 'docs', 'packs');
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, readFileSync(join(root, 'docs', 'packs.md'), 'utf8'), 'run "npm run docs:packs" and commit docs/packs.md');
+  });
+
   test('runner state advertises identity, version, packs with hashes and capabilities', () => {
     const r = airlock('runner', 'state', '--json');
     assert.equal(r.code, 0, r.err);
