@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { type TestDb, testDatabases } from '../testing/databases.js';
 import { startTestServer, type TestServer } from '../testing/server.js';
@@ -103,10 +104,16 @@ for (const { name, create } of testDatabases()) {
         body: { role: 'viewer' },
       });
       assert.equal(back.body.role, 'viewer');
-      assert.equal(
-        (await call(srv.url, 'PATCH', '/api/v1/users/no-such-user', { ...admin, body: { role: 'viewer' } })).status,
-        404,
-      );
+      const unknown = await call(srv.url, 'PATCH', `/api/v1/users/${randomUUID()}`, {
+        ...admin,
+        body: { role: 'viewer' },
+      });
+      assert.equal(unknown.status, 404);
+      const malformed = await call(srv.url, 'PATCH', '/api/v1/users/no-such-user', {
+        ...admin,
+        body: { role: 'viewer' },
+      });
+      assert.equal(malformed.status, 400);
     });
 
     test('an organisation keeps at least one enabled owner; nobody disables themselves', async () => {

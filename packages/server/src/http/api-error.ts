@@ -43,6 +43,7 @@ export const API_ERROR_CODES: Readonly<Record<string, string>> = {
   conflict: 'The object is in a state that does not allow this.',
   payload_too_large: 'The body exceeds the size limit.',
   unsupported_media_type: 'The body is not JSON.',
+  rate_limited: 'Too many attempts; wait and retry.',
   runner_offline: 'The runner is not connected.',
   pack_untrusted: 'The pack hash the runner advertises is not trusted in this organisation.',
   internal: 'An unexpected server error; it is logged with the request id.',

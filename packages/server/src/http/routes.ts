@@ -35,10 +35,14 @@ export type Authenticator = (req: FastifyRequest, reply: FastifyReply) => Promis
 
 /** Turn zod issues into field errors (`body.args.unit: expected string`). */
 export function fieldErrors(where: string, error: z.ZodError): FieldError[] {
-  return error.issues.map((i) => ({
-    field: [where, ...i.path.map(String)].join('.'),
-    message: i.message,
-  }));
+  return error.issues.flatMap((i) => {
+    const base = [where, ...i.path.map(String)];
+    // Name each unknown key as its own field, so a client sees exactly what to remove.
+    if (i.code === 'unrecognized_keys') {
+      return i.keys.map((k) => ({ field: [...base, k].join('.'), message: 'unknown field' }));
+    }
+    return [{ field: base.join('.'), message: i.message }];
+  });
 }
 
 function parsePart<T extends z.ZodType>(schema: T | undefined, value: unknown, where: string): z.infer<T> {
