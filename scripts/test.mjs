@@ -2,7 +2,7 @@
 // Runs the compiled tests (`*.test.js` under each package's dist/) with Node's
 // own test runner, in one invocation so the summary covers everything and the
 // exit code is non-zero on any failure. Usage: node scripts/test.mjs [package…]
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,10 +49,19 @@ if (packages.some((p) => ['server', 'cli'].includes(p)) && env.AIRLOCK_TEST_PG_U
     process.exit(1);
   }
 }
-const res = spawnSync(
-  process.execPath,
-  ['--test', '--test-reporter=spec', '--test-concurrency=2', ...extra, ...files],
-  { stdio: 'inherit', cwd: root, env },
-);
+const child = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=2', ...extra, ...files], {
+  stdio: 'inherit',
+  cwd: root,
+  env,
+});
+// An interrupted run still stops its PostgreSQL cluster and removes its folder.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    child.kill(sig);
+  });
+}
+const code = await new Promise((resolvePromise) => {
+  child.on('exit', (c, sig) => resolvePromise(c ?? (sig ? 1 : 0)));
+});
 pg?.stop();
-process.exit(res.status ?? 1);
+process.exit(code);
