@@ -38,7 +38,12 @@ export class ServerAuditLog {
   async record(input: ServerAuditInput): Promise<AuditEvent> {
     return this.db.kysely.transaction().execute(async (trx) => {
       if (this.db.dialect === 'postgres') await sql`select pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`.execute(trx);
-      const last = await trx.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+      const last = await trx
+        .selectFrom('audit_events')
+        .select(['seq', 'hash'])
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst();
       const head = last === undefined ? null : { seq: Number(last.seq), hash: last.hash };
       const event = appendEvent(head, {
         id: input.id ?? randomUUID(),
@@ -85,7 +90,12 @@ export class ServerAuditLog {
 
   /** The current head, or the genesis marker for an empty log. */
   async head(): Promise<{ seq: number; hash: string }> {
-    const last = await this.db.kysely.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    const last = await this.db.kysely
+      .selectFrom('audit_events')
+      .select(['seq', 'hash'])
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
     return last === undefined ? { seq: -1, hash: GENESIS_HASH } : { seq: Number(last.seq), hash: last.hash };
   }
 }

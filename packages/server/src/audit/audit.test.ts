@@ -1,26 +1,35 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { statSync, writeFileSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { canonicalJson, hashEvent, verifyChain } from '@airlock/core';
 import { sql } from 'kysely';
-import { testDatabases, type TestDb } from '../testing/databases.js';
+import { type TestDb, testDatabases } from '../testing/databases.js';
 import { startTestServer, type TestServer } from '../testing/server.js';
 import { checkpointSignatureValid, signingKeyPath } from './signing.js';
 import { addUser, createApiKey, createOrg, ownerOf } from './test-support.js';
 
-const CLI = process.env['AIRLOCK_REPO_ROOT'] !== undefined
-  ? join(process.env['AIRLOCK_REPO_ROOT'], 'packages/cli/bin/airlock.js')
-  : fileURLToPath(new URL('../../../cli/bin/airlock.js', import.meta.url));
+const CLI =
+  process.env['AIRLOCK_REPO_ROOT'] !== undefined
+    ? join(process.env['AIRLOCK_REPO_ROOT'], 'packages/cli/bin/airlock.js')
+    : fileURLToPath(new URL('../../../cli/bin/airlock.js', import.meta.url));
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, AIRLOCK_HOME: mkdtempSync(join(tmpdir(), 'airlock-cli-')), ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, AIRLOCK_HOME: mkdtempSync(join(tmpdir(), 'airlock-cli-')), ...env } },
+      (err, stdout, stderr) => {
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -34,7 +43,11 @@ interface Ctx {
   other: { orgId: string; key: string };
 }
 
-async function get(c: Ctx, path: string, key = c.key): Promise<{ status: number; body: any; headers: Headers; text: string }> {
+async function get(
+  c: Ctx,
+  path: string,
+  key = c.key,
+): Promise<{ status: number; body: any; headers: Headers; text: string }> {
   const res = await fetch(`${c.srv.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
   const text = await res.text();
   let body: any;
@@ -63,13 +76,53 @@ async function setup(create: () => Promise<TestDb>): Promise<Ctx> {
   const otherKey = await createApiKey(db, o.orgId, o.userId, ['audit:read']);
   const audit = srv.server.ctx.audit;
   // A mix of events across two orgs and the instance level.
-  await audit.record({ orgId, kind: 'auth.login', actor: { type: 'user', id: owner, name: 'admin' }, status: 'success' });
-  await audit.record({ orgId, kind: 'auth.login', actor: { type: 'user', id: 'u-mallory', name: 'mallory' }, status: 'failure', error: { code: 'bad_password', message: 'wrong password' } });
-  await audit.record({ orgId: o.orgId, kind: 'run.result', actor: { type: 'user', id: o.userId, name: 'globex-user' }, runner: 'g-1', action: 'linux.uptime', status: 'success', reason: 'globex secret' });
-  await audit.record({ orgId, kind: 'run.result', actor: { type: 'api_key', id: 'k1', name: 'admin (key)' }, runner: 'web-1', action: 'linux.journal', status: 'failure', reason: 'nginx 502 since 10:02', exitCode: 1 });
+  await audit.record({
+    orgId,
+    kind: 'auth.login',
+    actor: { type: 'user', id: owner, name: 'admin' },
+    status: 'success',
+  });
+  await audit.record({
+    orgId,
+    kind: 'auth.login',
+    actor: { type: 'user', id: 'u-mallory', name: 'mallory' },
+    status: 'failure',
+    error: { code: 'bad_password', message: 'wrong password' },
+  });
+  await audit.record({
+    orgId: o.orgId,
+    kind: 'run.result',
+    actor: { type: 'user', id: o.userId, name: 'globex-user' },
+    runner: 'g-1',
+    action: 'linux.uptime',
+    status: 'success',
+    reason: 'globex secret',
+  });
+  await audit.record({
+    orgId,
+    kind: 'run.result',
+    actor: { type: 'api_key', id: 'k1', name: 'admin (key)' },
+    runner: 'web-1',
+    action: 'linux.journal',
+    status: 'failure',
+    reason: 'nginx 502 since 10:02',
+    exitCode: 1,
+  });
   await audit.record({ orgId: null, kind: 'server.started', actor: { type: 'system', id: 'airlock' } });
-  await audit.record({ orgId, kind: 'pack.rejected', actor: { type: 'user', id: owner, name: 'admin' }, data: { pack: 'linux-core', note: 'a|b=c\\d\nnext' } });
-  await audit.record({ orgId, kind: 'run.result', actor: { type: 'user', id: owner, name: 'admin' }, runner: 'web-2', action: 'linux.uptime', status: 'validation_failed' });
+  await audit.record({
+    orgId,
+    kind: 'pack.rejected',
+    actor: { type: 'user', id: owner, name: 'admin' },
+    data: { pack: 'linux-core', note: 'a|b=c\\d\nnext' },
+  });
+  await audit.record({
+    orgId,
+    kind: 'run.result',
+    actor: { type: 'user', id: owner, name: 'admin' },
+    runner: 'web-2',
+    action: 'linux.uptime',
+    status: 'validation_failed',
+  });
   return { t, srv, key, adminKey, other: { orgId: o.orgId, key: otherKey } };
 }
 
@@ -91,11 +144,22 @@ for (const { name, create } of testDatabases()) {
       const all = await get(c, '/api/v1/audit/events');
       assert.equal(all.status, 200);
       const kinds = all.body.events.map((e: { kind: string }) => e.kind);
-      assert.deepEqual(kinds, ['run.result', 'pack.rejected', 'server.started', 'run.result', 'auth.login', 'auth.login', 'account.bootstrap']);
+      assert.deepEqual(kinds, [
+        'run.result',
+        'pack.rejected',
+        'server.started',
+        'run.result',
+        'auth.login',
+        'auth.login',
+        'account.bootstrap',
+      ]);
       assert.equal(all.body.next_cursor, null);
       assert.ok(!JSON.stringify(all.body).includes('globex secret'), 'another org is never visible');
       const seqs = all.body.events.map((e: { seq: number }) => e.seq);
-      assert.deepEqual(seqs, [...seqs].sort((a: number, b: number) => b - a));
+      assert.deepEqual(
+        seqs,
+        [...seqs].sort((a: number, b: number) => b - a),
+      );
 
       const p1 = await get(c, '/api/v1/audit/events?limit=3');
       assert.equal(p1.body.events.length, 3);
@@ -103,11 +167,17 @@ for (const { name, create } of testDatabases()) {
       const p2 = await get(c, `/api/v1/audit/events?limit=3&cursor=${p1.body.next_cursor}`);
       const p3 = await get(c, `/api/v1/audit/events?limit=3&cursor=${p2.body.next_cursor}`);
       assert.equal(p3.body.next_cursor, null);
-      assert.deepEqual([...p1.body.events, ...p2.body.events, ...p3.body.events].map((e: { seq: number }) => e.seq), seqs);
+      assert.deepEqual(
+        [...p1.body.events, ...p2.body.events, ...p3.body.events].map((e: { seq: number }) => e.seq),
+        seqs,
+      );
 
       // The other org sees only its own event, not instance-level ones.
       const other = await get(c, '/api/v1/audit/events', c.other.key);
-      assert.deepEqual(other.body.events.map((e: { reason: string }) => e.reason), ['globex secret']);
+      assert.deepEqual(
+        other.body.events.map((e: { reason: string }) => e.reason),
+        ['globex secret'],
+      );
 
       // A non-owner of the first org does not see instance-level events.
       const viewer = await addUser(c.srv.server.ctx.db, c.srv.server.bootstrap.orgId, 'vic', 'viewer');
@@ -152,7 +222,12 @@ for (const { name, create } of testDatabases()) {
       assert.equal(hashEvent(one.body), one.body.hash);
       assert.equal((await get(c, `/api/v1/audit/events/${seq}`, c.other.key)).status, 404);
       assert.equal((await get(c, '/api/v1/audit/events/99999')).status, 404);
-      const noScope = await createApiKey(c.srv.server.ctx.db, c.srv.server.bootstrap.orgId, await ownerOf(c.srv.server.ctx.db, c.srv.server.bootstrap.orgId), ['runs:read']);
+      const noScope = await createApiKey(
+        c.srv.server.ctx.db,
+        c.srv.server.bootstrap.orgId,
+        await ownerOf(c.srv.server.ctx.db, c.srv.server.bootstrap.orgId),
+        ['runs:read'],
+      );
       assert.equal((await get(c, '/api/v1/audit/events', noScope)).status, 403);
       assert.equal((await get(c, '/api/v1/audit/export', noScope)).status, 403);
       const anon = await fetch(`${c.srv.url}/api/v1/audit/events`);
@@ -164,12 +239,18 @@ for (const { name, create } of testDatabases()) {
       assert.equal(whole.status, 200);
       assert.match(whole.headers.get('content-type') ?? '', /ndjson/);
       assert.equal(whole.headers.get('x-has-more'), 'false');
-      const lines = whole.text.trimEnd().split('\n').map((l) => JSON.parse(l));
+      const lines = whole.text
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       const trailer = lines.pop();
       assert.equal(trailer.type, 'cursor');
       assert.equal(trailer.next_cursor, whole.headers.get('x-next-cursor'));
       const chain = lines.filter((l) => l.type !== 'checkpoint');
-      assert.deepEqual(chain.map((l) => l.seq), [0, 1, 2, 3, 4, 5, 6, 7]);
+      assert.deepEqual(
+        chain.map((l) => l.seq),
+        [0, 1, 2, 3, 4, 5, 6, 7],
+      );
       const elided = chain.filter((l) => l.type === 'elided');
       assert.equal(elided.length, 1);
       assert.deepEqual(Object.keys(elided[0]).sort(), ['hash', 'prev', 'seq', 'type']);
@@ -183,7 +264,10 @@ for (const { name, create } of testDatabases()) {
       const paged: unknown[] = [];
       for (let i = 0; i < 10; i++) {
         const r = await get(c, `/api/v1/audit/export?limit=3${cursor === undefined ? '' : `&cursor=${cursor}`}`);
-        const ls = r.text.trimEnd().split('\n').map((l) => JSON.parse(l));
+        const ls = r.text
+          .trimEnd()
+          .split('\n')
+          .map((l) => JSON.parse(l));
         const tail = ls.pop();
         assert.equal(tail.type, 'cursor');
         paged.push(...ls.filter((l) => l.type !== 'checkpoint'));
@@ -194,14 +278,34 @@ for (const { name, create } of testDatabases()) {
       assert.deepEqual(paged, chain);
       // The cursor of the last page resumes after it: nothing new yet.
       const again = await get(c, `/api/v1/audit/export?cursor=${cursor}`);
-      assert.deepEqual(again.text.trimEnd().split('\n').map((l) => JSON.parse(l).type), ['cursor']);
-      await c.srv.server.ctx.audit.record({ orgId: c.srv.server.bootstrap.orgId, kind: 'test.later', actor: { type: 'system', id: 'airlock' } });
+      assert.deepEqual(
+        again.text
+          .trimEnd()
+          .split('\n')
+          .map((l) => JSON.parse(l).type),
+        ['cursor'],
+      );
+      await c.srv.server.ctx.audit.record({
+        orgId: c.srv.server.bootstrap.orgId,
+        kind: 'test.later',
+        actor: { type: 'system', id: 'airlock' },
+      });
       const later = await get(c, `/api/v1/audit/export?cursor=${cursor}`);
-      assert.deepEqual(later.text.trimEnd().split('\n').map((l) => JSON.parse(l).kind ?? JSON.parse(l).type), ['test.later', 'cursor']);
+      assert.deepEqual(
+        later.text
+          .trimEnd()
+          .split('\n')
+          .map((l) => JSON.parse(l).kind ?? JSON.parse(l).type),
+        ['test.later', 'cursor'],
+      );
 
       // The other org: its event in full, everything else elided; same chain positions.
       const theirs = await get(c, '/api/v1/audit/export', c.other.key);
-      const tl = theirs.text.trimEnd().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type !== 'cursor' && l.type !== 'checkpoint');
+      const tl = theirs.text
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.type !== 'cursor' && l.type !== 'checkpoint');
       assert.equal(tl.filter((l) => l.type === undefined).length, 1);
       assert.equal(tl.filter((l) => l.type === 'elided').length, 8);
       assert.ok(!theirs.text.includes('nginx'));
@@ -269,7 +373,14 @@ for (const { name, create } of testDatabases()) {
       // The signature covers exactly canonical JSON of {seq, hash, time, key_id}.
       const { verify, createPublicKey } = await import('node:crypto');
       const { signature, ...payload } = cp1.body.checkpoint;
-      assert.ok(verify(null, Buffer.from(canonicalJson(payload)), createPublicKey(pk.body.public_key), Buffer.from(signature, 'base64')));
+      assert.ok(
+        verify(
+          null,
+          Buffer.from(canonicalJson(payload)),
+          createPublicKey(pk.body.public_key),
+          Buffer.from(signature, 'base64'),
+        ),
+      );
       const list = await get(c, '/api/v1/audit/checkpoints');
       assert.equal(list.body.checkpoints.length, 1);
       const v2 = await get(c, '/api/v1/audit/verify');
@@ -280,13 +391,24 @@ for (const { name, create } of testDatabases()) {
       const good = await cli(['audit', 'verify', '--server', c.srv.url, '--api-key', c.key]);
       assert.equal(good.code, 0, good.stderr + good.stdout);
       assert.match(good.stdout, /ok, 8 events/);
-      const viaEnv = await cli(['audit', 'verify', '--server', '--json'], { AIRLOCK_SERVER: c.srv.url, AIRLOCK_API_KEY: c.key });
+      const viaEnv = await cli(['audit', 'verify', '--server', '--json'], {
+        AIRLOCK_SERVER: c.srv.url,
+        AIRLOCK_API_KEY: c.key,
+      });
       assert.equal(viaEnv.code, 0, viaEnv.stderr);
       assert.equal(JSON.parse(viaEnv.stdout).ok, true);
 
       // Edit a body in the database (content changed, hash kept).
-      const row = await db.kysely.selectFrom('audit_events').select('body').where('seq', '=', 3).executeTakeFirstOrThrow();
-      await db.kysely.updateTable('audit_events').set({ body: row.body.replace('globex secret', 'nothing to see') }).where('seq', '=', 3).execute();
+      const row = await db.kysely
+        .selectFrom('audit_events')
+        .select('body')
+        .where('seq', '=', 3)
+        .executeTakeFirstOrThrow();
+      await db.kysely
+        .updateTable('audit_events')
+        .set({ body: row.body.replace('globex secret', 'nothing to see') })
+        .where('seq', '=', 3)
+        .execute();
       const bad = await get(c, '/api/v1/audit/verify');
       assert.equal(bad.body.ok, false);
       assert.equal(bad.body.index, 3);
@@ -302,7 +424,11 @@ for (const { name, create } of testDatabases()) {
       const { hash: _h, ...rest } = e3;
       const forged = { ...rest, reason: 'forged' };
       const forgedHash = hashEvent(forged);
-      await db.kysely.updateTable('audit_events').set({ body: JSON.stringify({ ...forged, hash: forgedHash }), hash: forgedHash }).where('seq', '=', 3).execute();
+      await db.kysely
+        .updateTable('audit_events')
+        .set({ body: JSON.stringify({ ...forged, hash: forgedHash }), hash: forgedHash })
+        .where('seq', '=', 3)
+        .execute();
       const bad2 = await get(c, '/api/v1/audit/verify');
       assert.equal(bad2.body.ok, false);
       assert.equal(bad2.body.index, 3);
@@ -327,7 +453,10 @@ for (const { name, create } of testDatabases()) {
       await db.kysely.insertInto('audit_events').values(tail).execute();
 
       // A forged checkpoint signature.
-      await db.kysely.updateTable('audit_checkpoints').set({ hash: `sha256:${'f'.repeat(64)}` }).execute();
+      await db.kysely
+        .updateTable('audit_checkpoints')
+        .set({ hash: `sha256:${'f'.repeat(64)}` })
+        .execute();
       const sig = await get(c, '/api/v1/audit/verify');
       assert.equal(sig.body.ok, false);
       assert.equal(sig.body.reason, 'signature');
@@ -341,25 +470,42 @@ for (const { name, create } of testDatabases()) {
         const owner = await ownerOf(db, srv.server.bootstrap.orgId);
         const key = await createApiKey(db, srv.server.bootstrap.orgId, owner, ['audit:read']);
         for (let i = 0; i < 1100; i++) {
-          await srv.server.ctx.audit.record({ orgId: srv.server.bootstrap.orgId, kind: 'test.bulk', actor: { type: 'system', id: 'airlock' }, data: { i } });
+          await srv.server.ctx.audit.record({
+            orgId: srv.server.bootstrap.orgId,
+            kind: 'test.bulk',
+            actor: { type: 'system', id: 'airlock' },
+            data: { i },
+          });
         }
         const cc = { srv, key } as unknown as Ctx;
         const ok = await get(cc, '/api/v1/audit/verify');
         assert.equal(ok.body.ok, true, JSON.stringify(ok.body));
         assert.equal(ok.body.count, 1101);
         // Rewrite the last event of the first chunk with a recomputed hash: reported at 999.
-        const row = await db.kysely.selectFrom('audit_events').select('body').where('seq', '=', 999).executeTakeFirstOrThrow();
+        const row = await db.kysely
+          .selectFrom('audit_events')
+          .select('body')
+          .where('seq', '=', 999)
+          .executeTakeFirstOrThrow();
         const { hash: _h, ...rest } = JSON.parse(row.body);
         const forged = { ...rest, data: { i: -1 } };
         const h = hashEvent(forged);
-        await db.kysely.updateTable('audit_events').set({ body: JSON.stringify({ ...forged, hash: h }), hash: h }).where('seq', '=', 999).execute();
+        await db.kysely
+          .updateTable('audit_events')
+          .set({ body: JSON.stringify({ ...forged, hash: h }), hash: h })
+          .where('seq', '=', 999)
+          .execute();
         const bad = await get(cc, '/api/v1/audit/verify');
         assert.equal(bad.body.ok, false);
         assert.equal(bad.body.index, 999);
         assert.equal(bad.body.reason, 'edited');
         // Whole-chain export pages stream the same events.
         const ex = await get(cc, '/api/v1/audit/export?limit=10000');
-        const evs = ex.text.trimEnd().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === undefined);
+        const evs = ex.text
+          .trimEnd()
+          .split('\n')
+          .map((l) => JSON.parse(l))
+          .filter((l) => l.type === undefined);
         assert.equal(evs.length, 1101);
         const res = verifyChain(evs);
         assert.equal(res.ok, false);
@@ -377,14 +523,24 @@ for (const { name, create } of testDatabases()) {
       try {
         const srv = await startTestServer(t.url, home);
         const db = srv.server.ctx.db;
-        const count = async (): Promise<number> => (await db.kysely.selectFrom('audit_checkpoints').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow()).n;
+        const count = async (): Promise<number> =>
+          (
+            await db.kysely
+              .selectFrom('audit_checkpoints')
+              .select(sql<number>`count(*)`.as('n'))
+              .executeTakeFirstOrThrow()
+          ).n;
         await new Promise((r) => setTimeout(r, 700));
         assert.equal(Number(await count()), 1, 'one checkpoint for the bootstrap head, none while it stands still');
         await srv.server.ctx.audit.record({ orgId: null, kind: 'test.tick', actor: { type: 'system', id: 'airlock' } });
         await new Promise((r) => setTimeout(r, 600));
         assert.equal(Number(await count()), 2);
         const keyPem = readFileSync(signingKeyPath(home), 'utf8');
-        await srv.server.ctx.audit.record({ orgId: null, kind: 'test.before-stop', actor: { type: 'system', id: 'airlock' } });
+        await srv.server.ctx.audit.record({
+          orgId: null,
+          kind: 'test.before-stop',
+          actor: { type: 'system', id: 'airlock' },
+        });
         process.env['AIRLOCK_AUDIT_CHECKPOINT_S'] = '3600';
         await srv.stop();
         // Restart on the same home: same key; the shutdown checkpoint covers the last event.
@@ -392,7 +548,12 @@ for (const { name, create } of testDatabases()) {
         try {
           assert.equal(readFileSync(signingKeyPath(home), 'utf8'), keyPem);
           const db2 = srv2.server.ctx.db;
-          const latest = await db2.kysely.selectFrom('audit_checkpoints').selectAll().orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
+          const latest = await db2.kysely
+            .selectFrom('audit_checkpoints')
+            .selectAll()
+            .orderBy('seq', 'desc')
+            .limit(1)
+            .executeTakeFirstOrThrow();
           const head = await srv2.server.ctx.audit.head();
           assert.equal(Number(latest.seq), head.seq);
         } finally {
@@ -421,8 +582,16 @@ for (const { name, create } of testDatabases()) {
       const cp = await post(c, '/api/v1/audit/checkpoints', c.adminKey);
       assert.equal(cp.status, 201);
       // Two more events after the checkpoint: an unsigned tail.
-      await c.srv.server.ctx.audit.record({ orgId: c.srv.server.bootstrap.orgId, kind: 'test.after', actor: { type: 'system', id: 'airlock' } });
-      await c.srv.server.ctx.audit.record({ orgId: c.srv.server.bootstrap.orgId, kind: 'test.after', actor: { type: 'system', id: 'airlock' } });
+      await c.srv.server.ctx.audit.record({
+        orgId: c.srv.server.bootstrap.orgId,
+        kind: 'test.after',
+        actor: { type: 'system', id: 'airlock' },
+      });
+      await c.srv.server.ctx.audit.record({
+        orgId: c.srv.server.bootstrap.orgId,
+        kind: 'test.after',
+        actor: { type: 'system', id: 'airlock' },
+      });
       const keyFile = join(dir, 'server.pem');
       writeFileSync(keyFile, (await get(c, '/api/v1/audit/public-key?format=pem')).text);
       const exportFile = join(dir, 'export.ndjson');
@@ -434,7 +603,9 @@ for (const { name, create } of testDatabases()) {
 
       // The CLI's verifier, in-process (spawning the CLI for every case is slow); the
       // command itself is run below for the ok and edited cases.
-      const { verifyExport } = (await import(pathToFileURL(CLI.replace(/bin\/airlock\.js$/, 'dist/commands/audit.js')).href)) as {
+      const { verifyExport } = (await import(
+        pathToFileURL(CLI.replace(/bin\/airlock\.js$/, 'dist/commands/audit.js')).href
+      )) as {
         verifyExport: (text: string, keys: string[]) => { ok: boolean };
       };
       const check = async (content: string, key = keyFile): Promise<{ code: number; out: any }> => {
@@ -451,9 +622,13 @@ for (const { name, create } of testDatabases()) {
       assert.equal(ok.out.unsigned_tail, 2);
       const human = await cli(['audit', 'verify', '--export', exportFile, '--key', keyFile]);
       assert.equal(human.code, 0);
-      assert.match(human.stdout, /ok, 9 events \+ 1 elided, head sha256:[0-9a-f]{64}, 1 checkpoint verified, latest at seq 7/);
+      assert.match(
+        human.stdout,
+        /ok, 9 events \+ 1 elided, head sha256:[0-9a-f]{64}, 1 checkpoint verified, latest at seq 7/,
+      );
 
-      const idx = (seq: number): number => lines.findIndex((l) => l.startsWith('{') && JSON.parse(l).seq === seq && JSON.parse(l).type === undefined);
+      const idx = (seq: number): number =>
+        lines.findIndex((l) => l.startsWith('{') && JSON.parse(l).seq === seq && JSON.parse(l).type === undefined);
       // Edited: content changed.
       const edited = [...lines];
       edited[idx(4)] = (edited[idx(4)] as string).replace('nginx 502', 'all fine');
@@ -524,7 +699,10 @@ for (const { name, create } of testDatabases()) {
       // Another key.
       const { generateKeyPairSync } = await import('node:crypto');
       const otherKey = join(dir, 'other.pem');
-      writeFileSync(otherKey, generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString());
+      writeFileSync(
+        otherKey,
+        generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+      );
       const wk = await check(text, otherKey);
       assert.equal(wk.code, 1);
       assert.equal(wk.out.reason, 'signature');

@@ -8,7 +8,9 @@ function parseExtension(ext: string): Record<string, string> {
   const out: Record<string, string> = {};
   const re = /([A-Za-z0-9]+)=((?:\\.|[^\\=])*?)(?= [A-Za-z0-9]+=|$)/g;
   for (const m of ext.matchAll(re)) {
-    out[m[1] as string] = (m[2] as string).replace(/\\(.)/g, (_s, c: string) => (c === 'n' ? '\n' : c === 'r' ? '\r' : c));
+    out[m[1] as string] = (m[2] as string).replace(/\\(.)/g, (_s, c: string) =>
+      c === 'n' ? '\n' : c === 'r' ? '\r' : c,
+    );
   }
   return out;
 }
@@ -53,7 +55,15 @@ describe('CEF', () => {
       rest = rest.slice(m[0].length);
     }
     parts.push(rest);
-    assert.deepEqual(parts.slice(0, 7), ['CEF:0', 'airlock', 'airlock', AIRLOCK_VERSION, 'run.result', 'run.result linux.uptime failure', '5']);
+    assert.deepEqual(parts.slice(0, 7), [
+      'CEF:0',
+      'airlock',
+      'airlock',
+      AIRLOCK_VERSION,
+      'run.result',
+      'run.result linux.uptime failure',
+      '5',
+    ]);
     const ext = parseExtension(parts[7] as string);
     assert.equal(ext['rt'], String(Date.parse('2025-01-01T00:00:00.000Z')));
     assert.equal(ext['suser'], 'ali=ce\\x');

@@ -1,7 +1,12 @@
 import { AIRLOCK_VERSION } from '@airlock/core';
 
 /** Kinds that mean the integrity of a log is in question: highest severity. */
-const CRITICAL_KINDS = new Set(['runner.chain_fork', 'runner.chain_bad_hash', 'runner.log_truncated', 'audit.chain_broken']);
+const CRITICAL_KINDS = new Set([
+  'runner.chain_fork',
+  'runner.chain_bad_hash',
+  'runner.log_truncated',
+  'audit.chain_broken',
+]);
 /** Kinds that are worth a look but often legitimate. */
 const WARNING_KINDS = new Set(['runner.chain_gap']);
 
@@ -23,13 +28,17 @@ export function cefSeverity(kind: string, status: string): number {
   if (CRITICAL_KINDS.has(kind)) s = Math.max(s, 9);
   if (WARNING_KINDS.has(kind)) s = Math.max(s, 5);
   if (kind.startsWith('auth.') && status !== 'success') s = Math.max(s, 7);
-  if (/(^|\.)(reject|rejected|trust_rejected)$/.test(kind) || (kind.startsWith('pack.') && kind.includes('reject'))) s = Math.max(s, 7);
+  if (/(^|\.)(reject|rejected|trust_rejected)$/.test(kind) || (kind.startsWith('pack.') && kind.includes('reject')))
+    s = Math.max(s, 7);
   return s;
 }
 
 /** Escape a CEF header field: backslash and pipe; line breaks become spaces (not allowed in the header). */
 export function cefHeader(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r\n|\r|\n/g, ' ');
+  return value
+    .replace(/\\/g, '\\\\')
+    .replace(/\|/g, '\\|')
+    .replace(/\r\n|\r|\n/g, ' ');
 }
 
 /** Escape a CEF extension value: backslash, equals sign, and line breaks as `\n` / `\r`. */
@@ -106,8 +115,8 @@ export function cefLine(event: unknown, orgId: string | null): string {
   const parts = ext
     .filter(([k, v]) => v !== undefined && (!k.endsWith('Label') || present.has(k.slice(0, -'Label'.length))))
     .map(([k, v]) => `${k}=${cefValue(v as string)}`);
-  const header = ['CEF:0', 'airlock', 'airlock', AIRLOCK_VERSION, kind, name, String(cefSeverity(kind, status))].map((h, i) =>
-    i === 0 ? h : cefHeader(h),
+  const header = ['CEF:0', 'airlock', 'airlock', AIRLOCK_VERSION, kind, name, String(cefSeverity(kind, status))].map(
+    (h, i) => (i === 0 ? h : cefHeader(h)),
   );
   return `${header.join('|')}|${parts.join(' ')}`;
 }

@@ -37,7 +37,12 @@ export async function exportPage(db: Db, cursor: string | undefined, limit: numb
     endSeq = Number(rows[0].seq);
     hasMore = rows[1] !== undefined;
   } else {
-    const last = await db.kysely.selectFrom('audit_events').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    const last = await db.kysely
+      .selectFrom('audit_events')
+      .select('seq')
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
     endSeq = last === undefined ? afterSeq : Math.max(afterSeq, Number(last.seq));
   }
   return { afterSeq, endSeq, hasMore, nextCursor: encodeCursor('e', endSeq) };
@@ -66,7 +71,10 @@ export function exportStream(db: Db, scope: AuditScope, page: ExportPage, format
         .execute();
       if (cps.length > 0) {
         yield cps
-          .map((c) => `${JSON.stringify({ type: 'checkpoint', seq: Number(c.seq), hash: c.hash, time: c.time, key_id: c.key_id, signature: c.signature })}\n`)
+          .map(
+            (c) =>
+              `${JSON.stringify({ type: 'checkpoint', seq: Number(c.seq), hash: c.hash, time: c.time, key_id: c.key_id, signature: c.signature })}\n`,
+          )
           .join('');
       }
     }
@@ -86,7 +94,11 @@ export function exportStream(db: Db, scope: AuditScope, page: ExportPage, format
         const inScope = visible(scope, r.org_id);
         if (format === 'ndjson') {
           // The stored body is single-line JSON; re-serialise only if someone stored it otherwise.
-          const body = inScope ? (r.body.includes('\n') ? JSON.stringify(JSON.parse(r.body)) : r.body) : JSON.stringify({ type: 'elided', seq: Number(r.seq), prev: r.prev, hash: r.hash });
+          const body = inScope
+            ? r.body.includes('\n')
+              ? JSON.stringify(JSON.parse(r.body))
+              : r.body
+            : JSON.stringify({ type: 'elided', seq: Number(r.seq), prev: r.prev, hash: r.hash });
           out += `${body}\n`;
         } else if (inScope) {
           let parsed: unknown;
@@ -101,7 +113,8 @@ export function exportStream(db: Db, scope: AuditScope, page: ExportPage, format
       if (out !== '') yield out;
       after = Number(rows[rows.length - 1]?.seq);
     }
-    if (format === 'ndjson') yield `${JSON.stringify({ type: 'cursor', next_cursor: page.nextCursor, has_more: page.hasMore })}\n`;
+    if (format === 'ndjson')
+      yield `${JSON.stringify({ type: 'cursor', next_cursor: page.nextCursor, has_more: page.hasMore })}\n`;
   }
   return Readable.from(lines(), { objectMode: false });
 }

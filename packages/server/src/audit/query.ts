@@ -17,7 +17,9 @@ export function decodeCursor(kind: CursorKind, cursor: string): number {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   const m = /^([se]):(-?\d{1,15})$/.exec(text);
   if (m === null || m[1] !== kind) {
-    throw ApiError.badRequest('query.cursor: not a cursor returned by this endpoint', [{ field: 'query.cursor', message: 'invalid cursor' }]);
+    throw ApiError.badRequest('query.cursor: not a cursor returned by this endpoint', [
+      { field: 'query.cursor', message: 'invalid cursor' },
+    ]);
   }
   return Number(m[2]);
 }
@@ -30,7 +32,13 @@ export interface AuditScope {
 
 /** The first organisation (the one bootstrap created). */
 export async function firstOrgId(db: Db): Promise<string | undefined> {
-  const row = await db.kysely.selectFrom('orgs').select('id').orderBy('created_at').orderBy('id').limit(1).executeTakeFirst();
+  const row = await db.kysely
+    .selectFrom('orgs')
+    .select('id')
+    .orderBy('created_at')
+    .orderBy('id')
+    .limit(1)
+    .executeTakeFirst();
   return row?.id;
 }
 
@@ -66,12 +74,19 @@ export interface SearchFilters {
 /** Normalise an ISO time to the stored form (UTC, milliseconds, `Z`) so text comparison orders correctly. */
 function isoUtc(value: string, field: string): string {
   const t = Date.parse(value);
-  if (Number.isNaN(t)) throw ApiError.badRequest(`query.${field}: not a time`, [{ field: `query.${field}`, message: 'expected an ISO 8601 time' }]);
+  if (Number.isNaN(t))
+    throw ApiError.badRequest(`query.${field}: not a time`, [
+      { field: `query.${field}`, message: 'expected an ISO 8601 time' },
+    ]);
   return new Date(t).toISOString();
 }
 
 /** Search the caller's audit events, newest first. Returns parsed events and the next cursor. */
-export async function searchEvents(db: Db, scope: AuditScope, f: SearchFilters): Promise<{ events: unknown[]; next_cursor: string | null }> {
+export async function searchEvents(
+  db: Db,
+  scope: AuditScope,
+  f: SearchFilters,
+): Promise<{ events: unknown[]; next_cursor: string | null }> {
   let query = db.kysely.selectFrom('audit_events').select(['seq', 'body']).where(inScope(scope));
   if (f.from !== undefined) query = query.where('time', '>=', isoUtc(f.from, 'from'));
   if (f.to !== undefined) query = query.where('time', '<', isoUtc(f.to, 'to'));
@@ -105,11 +120,16 @@ export async function searchEvents(db: Db, scope: AuditScope, f: SearchFilters):
     // Match the text as it appears inside the stored JSON (quotes and backslashes escaped).
     const needle = JSON.stringify(f.q.toLowerCase()).slice(1, -1);
     query = query.where(
-      db.dialect === 'postgres' ? sql<boolean>`strpos(lower(body), ${needle}) > 0` : sql<boolean>`instr(lower(body), ${needle}) > 0`,
+      db.dialect === 'postgres'
+        ? sql<boolean>`strpos(lower(body), ${needle}) > 0`
+        : sql<boolean>`instr(lower(body), ${needle}) > 0`,
     );
   }
   if (f.cursor !== undefined) query = query.where('seq', '<', decodeCursor('s', f.cursor));
-  const rows = await query.orderBy('seq', 'desc').limit(f.limit + 1).execute();
+  const rows = await query
+    .orderBy('seq', 'desc')
+    .limit(f.limit + 1)
+    .execute();
   const page = rows.slice(0, f.limit);
   const last = page[page.length - 1];
   return {

@@ -28,14 +28,20 @@ function checkpointSeconds(ctx: ServerContext): number {
   if (raw === undefined || raw === '') return DEFAULT_CHECKPOINT_SECONDS;
   const n = Number(raw);
   if (!Number.isFinite(n) || n < 0) {
-    ctx.log.warn({ value: raw }, `AIRLOCK_AUDIT_CHECKPOINT_S is not a number of seconds; using ${DEFAULT_CHECKPOINT_SECONDS}`);
+    ctx.log.warn(
+      { value: raw },
+      `AIRLOCK_AUDIT_CHECKPOINT_S is not a number of seconds; using ${DEFAULT_CHECKPOINT_SECONDS}`,
+    );
     return DEFAULT_CHECKPOINT_SECONDS;
   }
   return n;
 }
 
 /** Sign the current head unless the latest checkpoint already covers it. */
-export async function checkpointIfMoved(ctx: ServerContext, key: SigningKey): Promise<{ created: boolean; checkpoint: Checkpoint | null }> {
+export async function checkpointIfMoved(
+  ctx: ServerContext,
+  key: SigningKey,
+): Promise<{ created: boolean; checkpoint: Checkpoint | null }> {
   const h = await ctx.audit.head();
   if (h.seq < 0) return { created: false, checkpoint: null };
   const latest = await ctx.db.kysely
@@ -93,8 +99,13 @@ export async function registerAuditRoutes(ctx: ServerContext): Promise<ModuleHan
     params: z.strictObject({ seq: z.coerce.number().int().min(0) }),
     response: eventObject,
     handler: async ({ principal, params }) => {
-      const row = await ctx.db.kysely.selectFrom('audit_events').select(['org_id', 'body']).where('seq', '=', params.seq).executeTakeFirst();
-      if (row === undefined || !visible(await scopeOf(ctx.db, principal!), row.org_id)) throw ApiError.notFound('audit event');
+      const row = await ctx.db.kysely
+        .selectFrom('audit_events')
+        .select(['org_id', 'body'])
+        .where('seq', '=', params.seq)
+        .executeTakeFirst();
+      if (row === undefined || !visible(await scopeOf(ctx.db, principal!), row.org_id))
+        throw ApiError.notFound('audit event');
       return parseBody(row.body);
     },
   });
@@ -114,7 +125,10 @@ export async function registerAuditRoutes(ctx: ServerContext): Promise<ModuleHan
       const scope = await scopeOf(ctx.db, principal!);
       const page = await exportPage(ctx.db, query.cursor, query.limit);
       void reply
-        .header('content-type', query.format === 'ndjson' ? 'application/x-ndjson; charset=utf-8' : 'text/plain; charset=utf-8')
+        .header(
+          'content-type',
+          query.format === 'ndjson' ? 'application/x-ndjson; charset=utf-8' : 'text/plain; charset=utf-8',
+        )
         .header('x-next-cursor', page.nextCursor)
         .header('x-has-more', String(page.hasMore))
         .header('cache-control', 'no-store');
@@ -175,7 +189,11 @@ export async function registerAuditRoutes(ctx: ServerContext): Promise<ModuleHan
         void reply.header('content-type', 'application/x-pem-file').header('x-key-id', key.keyId);
         return key.publicKeyPem;
       }
-      const keys = await auditDb(ctx.db).selectFrom('audit_signing_keys').select(['key_id', 'public_key', 'created_at']).orderBy('created_at').execute();
+      const keys = await auditDb(ctx.db)
+        .selectFrom('audit_signing_keys')
+        .select(['key_id', 'public_key', 'created_at'])
+        .orderBy('created_at')
+        .execute();
       return { algorithm: 'Ed25519' as const, key_id: key.keyId, public_key: key.publicKeyPem, keys };
     },
   });
@@ -192,9 +210,14 @@ export async function registerAuditRoutes(ctx: ServerContext): Promise<ModuleHan
     }),
     response: z.object({ checkpoints: z.array(checkpointSchema), next_cursor: z.string().nullable() }),
     handler: async ({ query }) => {
-      let q = ctx.db.kysely.selectFrom('audit_checkpoints').select(['id', 'seq', 'hash', 'time', 'key_id', 'signature']);
+      let q = ctx.db.kysely
+        .selectFrom('audit_checkpoints')
+        .select(['id', 'seq', 'hash', 'time', 'key_id', 'signature']);
       if (query.cursor !== undefined) q = q.where('id', '<', decodeCursor('s', query.cursor));
-      const rows = await q.orderBy('id', 'desc').limit(query.limit + 1).execute();
+      const rows = await q
+        .orderBy('id', 'desc')
+        .limit(query.limit + 1)
+        .execute();
       const page = rows.slice(0, query.limit);
       const last = page[page.length - 1];
       return {
@@ -212,7 +235,8 @@ export async function registerAuditRoutes(ctx: ServerContext): Promise<ModuleHan
     auth: { permission: 'audit:read' },
     response: z.object({ created: z.boolean(), checkpoint: checkpointSchema.nullable() }),
     handler: async ({ principal, reply }) => {
-      if (principal!.role !== 'owner' && principal!.role !== 'admin') throw ApiError.forbidden('signing a checkpoint needs the admin or owner role');
+      if (principal!.role !== 'owner' && principal!.role !== 'admin')
+        throw ApiError.forbidden('signing a checkpoint needs the admin or owner role');
       const res = await checkpointIfMoved(ctx, key);
       void reply.code(res.created ? 201 : 200);
       return res;

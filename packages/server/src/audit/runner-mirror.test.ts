@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type AuditEvent, hashEvent } from '@airlock/core';
 import type { ServerContext } from '../context.js';
-import { testDatabases, type TestDb } from '../testing/databases.js';
+import { type TestDb, testDatabases } from '../testing/databases.js';
 import { startTestServer, type TestServer } from '../testing/server.js';
 import { checkRunnerLogHead, mirrorRunnerEvent } from './runner-mirror.js';
 import { createApiKey, createOrg, createRunner, ownerOf, runnerChain, runnerEvent } from './test-support.js';
@@ -15,12 +15,23 @@ interface Alert {
 }
 
 async function alerts(ctx: ServerContext, orgId: string): Promise<Alert[]> {
-  const rows = await ctx.db.kysely.selectFrom('audit_events').select('body').where('org_id', '=', orgId).where('kind', 'like', 'runner.%').orderBy('seq').execute();
+  const rows = await ctx.db.kysely
+    .selectFrom('audit_events')
+    .select('body')
+    .where('org_id', '=', orgId)
+    .where('kind', 'like', 'runner.%')
+    .orderBy('seq')
+    .execute();
   return rows.map((r) => JSON.parse(r.body) as Alert);
 }
 
 async function mirrored(ctx: ServerContext, runnerId: string): Promise<{ seq: number; link: string }[]> {
-  const rows = await ctx.db.kysely.selectFrom('runner_events').selectAll().where('runner_id', '=', runnerId).orderBy('seq').execute();
+  const rows = await ctx.db.kysely
+    .selectFrom('runner_events')
+    .selectAll()
+    .where('runner_id', '=', runnerId)
+    .orderBy('seq')
+    .execute();
   return rows.map((r) => ({ seq: Number(r.seq), link: (r as unknown as { link: string }).link }));
 }
 
@@ -44,7 +55,8 @@ for (const { name, create } of testDatabases()) {
       await srv.stop();
       await t.drop();
     });
-    const verify = async (): Promise<any> => (await fetch(`${srv.url}/api/v1/audit/verify`, { headers: { authorization: `Bearer ${key}` } })).json();
+    const verify = async (): Promise<any> =>
+      (await fetch(`${srv.url}/api/v1/audit/verify`, { headers: { authorization: `Bearer ${key}` } })).json();
 
     test('a linked chain is stored once (re-deliveries are idempotent) and verifies; the start is recorded', async () => {
       const rid = await createRunner(ctx.db, orgId, 'web-1');
@@ -58,11 +70,18 @@ for (const { name, create } of testDatabases()) {
         { seq: 4, link: 'linked' },
         { seq: 5, link: 'linked' },
       ]);
-      const r = await ctx.db.kysely.selectFrom('runners').select(['chain_seq', 'chain_hash']).where('id', '=', rid).executeTakeFirstOrThrow();
+      const r = await ctx.db.kysely
+        .selectFrom('runners')
+        .select(['chain_seq', 'chain_hash'])
+        .where('id', '=', rid)
+        .executeTakeFirstOrThrow();
       assert.equal(Number(r.chain_seq), 5);
       assert.equal(r.chain_hash, chain[3]?.hash);
       const a = await alerts(ctx, orgId);
-      assert.deepEqual(a.map((x) => x.kind), ['runner.mirror_started']);
+      assert.deepEqual(
+        a.map((x) => x.kind),
+        ['runner.mirror_started'],
+      );
       assert.equal(a[0]?.data['seq'], 2);
       const v = await verify();
       assert.equal(v.ok, true, JSON.stringify(v));
@@ -85,9 +104,15 @@ for (const { name, create } of testDatabases()) {
       const forged = { ...chain[1]!, reason: 'edited on the host' };
       await mirrorRunnerEvent(ctx, orgId, rid, forged as unknown as Record<string, unknown>);
       await mirrorRunnerEvent(ctx, orgId, rid, { not: 'an event' });
-      assert.deepEqual((await mirrored(ctx, rid)).map((x) => x.seq), [0]);
+      assert.deepEqual(
+        (await mirrored(ctx, rid)).map((x) => x.seq),
+        [0],
+      );
       const a = (await alerts(ctx, orgId)).filter((x) => x.runner === 'web-2');
-      assert.deepEqual(a.map((x) => x.kind), ['runner.mirror_started', 'runner.chain_bad_hash', 'runner.chain_bad_hash']);
+      assert.deepEqual(
+        a.map((x) => x.kind),
+        ['runner.mirror_started', 'runner.chain_bad_hash', 'runner.chain_bad_hash'],
+      );
       assert.equal(a[1]?.status, 'error');
       assert.equal(a[1]?.data['seq'], 1);
       assert.equal(a[1]?.data['alert'], 'critical');
@@ -108,7 +133,10 @@ for (const { name, create } of testDatabases()) {
       await mirrorRunnerEvent(ctx, orgId, rid, asRecord(chain[5]!));
       await mirrorRunnerEvent(ctx, orgId, rid, asRecord(chain[6]!));
       const a = (await alerts(ctx, orgId)).filter((x) => x.runner === 'web-3');
-      assert.deepEqual(a.map((x) => x.kind), ['runner.mirror_started', 'runner.chain_gap']);
+      assert.deepEqual(
+        a.map((x) => x.kind),
+        ['runner.mirror_started', 'runner.chain_gap'],
+      );
       assert.equal(a[1]?.data['from_seq'], 2);
       assert.equal(a[1]?.data['to_seq'], 4);
       assert.equal(a[1]?.data['alert'], 'warning');
@@ -121,13 +149,20 @@ for (const { name, create } of testDatabases()) {
       ]);
       // A late re-delivery of seq 4 links to nothing before it but makes seq 5 linked.
       await mirrorRunnerEvent(ctx, orgId, rid, asRecord(chain[4]!));
-      assert.deepEqual((await mirrored(ctx, rid)).map((x) => `${x.seq}:${x.link}`), ['0:start', '1:linked', '4:gap', '5:linked', '6:linked']);
+      assert.deepEqual(
+        (await mirrored(ctx, rid)).map((x) => `${x.seq}:${x.link}`),
+        ['0:start', '1:linked', '4:gap', '5:linked', '6:linked'],
+      );
       assert.equal((await alerts(ctx, orgId)).filter((x) => x.runner === 'web-3').length, 2);
       const v = await verify();
       const mine = v.runners.find((x: { name: string }) => x.name === 'web-3');
       assert.equal(mine.ok, true, JSON.stringify(mine));
       assert.deepEqual(mine.breaks, [{ seq: 4, link: 'gap' }]);
-      const r = await ctx.db.kysely.selectFrom('runners').select('chain_seq').where('id', '=', rid).executeTakeFirstOrThrow();
+      const r = await ctx.db.kysely
+        .selectFrom('runners')
+        .select('chain_seq')
+        .where('id', '=', rid)
+        .executeTakeFirstOrThrow();
       assert.equal(Number(r.chain_seq), 6);
     });
 
@@ -139,20 +174,38 @@ for (const { name, create } of testDatabases()) {
       const alt2 = runnerEvent({ seq: 1, hash: chain[1]!.hash }, 'web-4', 99);
       await mirrorRunnerEvent(ctx, orgId, rid, asRecord(alt2));
       let a = (await alerts(ctx, orgId)).filter((x) => x.runner === 'web-4');
-      assert.deepEqual(a.map((x) => x.kind), ['runner.mirror_started', 'runner.chain_fork']);
+      assert.deepEqual(
+        a.map((x) => x.kind),
+        ['runner.mirror_started', 'runner.chain_fork'],
+      );
       assert.equal(a[1]?.data['seq'], 2);
       assert.equal(a[1]?.data['mirrored_hash'], chain[2]!.hash);
       assert.equal(a[1]?.data['received_hash'], alt2.hash);
       assert.equal(a[1]?.status, 'error');
       // A successor of an event the server never saw, at head + 1.
-      const r0 = await ctx.db.kysely.selectFrom('runners').select(['chain_seq', 'chain_hash']).where('id', '=', rid).executeTakeFirstOrThrow();
+      const r0 = await ctx.db.kysely
+        .selectFrom('runners')
+        .select(['chain_seq', 'chain_hash'])
+        .where('id', '=', rid)
+        .executeTakeFirstOrThrow();
       const next = runnerEvent({ seq: Number(r0.chain_seq), hash: `sha256:${'e'.repeat(64)}` }, 'web-4', 100);
       await mirrorRunnerEvent(ctx, orgId, rid, asRecord(next));
       a = (await alerts(ctx, orgId)).filter((x) => x.runner === 'web-4');
-      assert.deepEqual(a.map((x) => x.kind), ['runner.mirror_started', 'runner.chain_fork', 'runner.chain_fork']);
+      assert.deepEqual(
+        a.map((x) => x.kind),
+        ['runner.mirror_started', 'runner.chain_fork', 'runner.chain_fork'],
+      );
       const rows = await mirrored(ctx, rid);
-      assert.deepEqual(rows.map((x) => `${x.seq}:${x.link}`), ['0:start', '1:linked', '2:linked', '3:linked', `${next.seq}:${next.seq === 4 ? 'fork' : 'gap'}`]);
-      const stored2 = await ctx.db.kysely.selectFrom('runner_events').select('hash').where('runner_id', '=', rid).where('seq', '=', 2).executeTakeFirstOrThrow();
+      assert.deepEqual(
+        rows.map((x) => `${x.seq}:${x.link}`),
+        ['0:start', '1:linked', '2:linked', '3:linked', `${next.seq}:${next.seq === 4 ? 'fork' : 'gap'}`],
+      );
+      const stored2 = await ctx.db.kysely
+        .selectFrom('runner_events')
+        .select('hash')
+        .where('runner_id', '=', rid)
+        .where('seq', '=', 2)
+        .executeTakeFirstOrThrow();
       assert.equal(stored2.hash, chain[2]!.hash, 'the originally mirrored event is kept as evidence');
       const v = await verify();
       assert.equal(v.runners.find((x: { name: string }) => x.name === 'web-4').ok, true);
@@ -165,7 +218,10 @@ for (const { name, create } of testDatabases()) {
       await checkRunnerLogHead(ctx, orgId, rid, { seq: 2, hash: chain[2]!.hash });
       await checkRunnerLogHead(ctx, orgId, rid, { seq: 2, hash: chain[2]!.hash }); // reconnect: not again
       let a = (await alerts(ctx, orgId)).filter((x) => x.runner === 'web-5');
-      assert.deepEqual(a.map((x) => x.kind), ['runner.mirror_started', 'runner.log_truncated']);
+      assert.deepEqual(
+        a.map((x) => x.kind),
+        ['runner.mirror_started', 'runner.log_truncated'],
+      );
       assert.deepEqual(a[1]?.data['mirrored_head'], { seq: 4, hash: chain[4]!.hash });
       assert.deepEqual(a[1]?.data['reported_head'], { seq: 2, hash: chain[2]!.hash });
       assert.equal(a[1]?.status, 'error');
@@ -174,7 +230,10 @@ for (const { name, create } of testDatabases()) {
       // An empty log.
       await checkRunnerLogHead(ctx, orgId, rid, null);
       a = (await alerts(ctx, orgId)).filter((x) => x.runner === 'web-5');
-      assert.deepEqual(a.map((x) => x.kind), ['runner.mirror_started', 'runner.log_truncated', 'runner.log_truncated', 'runner.log_truncated']);
+      assert.deepEqual(
+        a.map((x) => x.kind),
+        ['runner.mirror_started', 'runner.log_truncated', 'runner.log_truncated', 'runner.log_truncated'],
+      );
       // A runner never mirrored: nothing to compare.
       const fresh = await createRunner(ctx.db, orgId, 'web-6');
       await checkRunnerLogHead(ctx, orgId, fresh, null);
@@ -185,8 +244,18 @@ for (const { name, create } of testDatabases()) {
       const rid = await createRunner(ctx.db, orgId, 'web-7');
       const chain = runnerChain('web-7', 4);
       for (const e of chain) await mirrorRunnerEvent(ctx, orgId, rid, asRecord(e));
-      const row = await ctx.db.kysely.selectFrom('runner_events').select('body').where('runner_id', '=', rid).where('seq', '=', 2).executeTakeFirstOrThrow();
-      await ctx.db.kysely.updateTable('runner_events').set({ body: row.body.replace('"reason":"test"', '"reason":"nope"') }).where('runner_id', '=', rid).where('seq', '=', 2).execute();
+      const row = await ctx.db.kysely
+        .selectFrom('runner_events')
+        .select('body')
+        .where('runner_id', '=', rid)
+        .where('seq', '=', 2)
+        .executeTakeFirstOrThrow();
+      await ctx.db.kysely
+        .updateTable('runner_events')
+        .set({ body: row.body.replace('"reason":"test"', '"reason":"nope"') })
+        .where('runner_id', '=', rid)
+        .where('seq', '=', 2)
+        .execute();
       let v = await verify();
       assert.equal(v.ok, false);
       assert.equal(v.reason, 'runner_mirror');
@@ -194,7 +263,12 @@ for (const { name, create } of testDatabases()) {
       assert.equal(mine.ok, false);
       assert.equal(mine.reason, 'edited');
       assert.equal(mine.index, 2);
-      await ctx.db.kysely.updateTable('runner_events').set({ body: row.body }).where('runner_id', '=', rid).where('seq', '=', 2).execute();
+      await ctx.db.kysely
+        .updateTable('runner_events')
+        .set({ body: row.body })
+        .where('runner_id', '=', rid)
+        .where('seq', '=', 2)
+        .execute();
       await ctx.db.kysely.deleteFrom('runner_events').where('runner_id', '=', rid).where('seq', '=', 2).execute();
       v = await verify();
       const again = v.runners.find((x: { name: string }) => x.name === 'web-7');

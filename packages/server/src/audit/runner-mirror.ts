@@ -14,7 +14,14 @@ export const MIRROR_ALERTS = {
   started: 'runner.mirror_started',
 } as const;
 
-function alert(orgId: string, runnerName: string, kind: string, critical: boolean, data: Record<string, unknown>, id?: string): ServerAuditInput {
+function alert(
+  orgId: string,
+  runnerName: string,
+  kind: string,
+  critical: boolean,
+  data: Record<string, unknown>,
+  id?: string,
+): ServerAuditInput {
   return {
     orgId,
     kind,
@@ -27,7 +34,12 @@ function alert(orgId: string, runnerName: string, kind: string, critical: boolea
 }
 
 async function runnerName(ctx: ServerContext, orgId: string, runnerId: string): Promise<string | undefined> {
-  const r = await ctx.db.kysely.selectFrom('runners').select('name').where('id', '=', runnerId).where('org_id', '=', orgId).executeTakeFirst();
+  const r = await ctx.db.kysely
+    .selectFrom('runners')
+    .select('name')
+    .where('id', '=', runnerId)
+    .where('org_id', '=', orgId)
+    .executeTakeFirst();
   return r?.name;
 }
 
@@ -46,7 +58,12 @@ async function runnerName(ctx: ServerContext, orgId: string, runnerId: string): 
  * - an older seq not mirrored yet (a late re-delivery into a gap): stored, no alert.
  * After a gap or fork the mirror follows the runner: the new event becomes the expected head.
  */
-export async function mirrorRunnerEvent(ctx: ServerContext, orgId: string, runnerId: string, event: Readonly<Record<string, unknown>>): Promise<void> {
+export async function mirrorRunnerEvent(
+  ctx: ServerContext,
+  orgId: string,
+  runnerId: string,
+  event: Readonly<Record<string, unknown>>,
+): Promise<void> {
   const name = await runnerName(ctx, orgId, runnerId);
   if (name === undefined) {
     ctx.log.warn({ runnerId, orgId }, 'audit mirror: event from an unknown runner ignored');
@@ -79,12 +96,24 @@ export async function mirrorRunnerEvent(ctx: ServerContext, orgId: string, runne
   const adb = auditDb(ctx.db);
   const alerts: ServerAuditInput[] = [];
   await adb.transaction().execute(async (trx) => {
-    let q = trx.selectFrom('runners').select(['chain_seq', 'chain_hash']).where('id', '=', runnerId).where('org_id', '=', orgId);
+    let q = trx
+      .selectFrom('runners')
+      .select(['chain_seq', 'chain_hash'])
+      .where('id', '=', runnerId)
+      .where('org_id', '=', orgId);
     if (ctx.db.dialect === 'postgres') q = q.forUpdate();
     const runner = await q.executeTakeFirst();
     if (runner === undefined) return;
-    const head = runner.chain_seq === null || runner.chain_hash === null ? null : { seq: Number(runner.chain_seq), hash: runner.chain_hash };
-    const existing = await trx.selectFrom('runner_events').select('hash').where('runner_id', '=', runnerId).where('seq', '=', seq).executeTakeFirst();
+    const head =
+      runner.chain_seq === null || runner.chain_hash === null
+        ? null
+        : { seq: Number(runner.chain_seq), hash: runner.chain_hash };
+    const existing = await trx
+      .selectFrom('runner_events')
+      .select('hash')
+      .where('runner_id', '=', runnerId)
+      .where('seq', '=', seq)
+      .executeTakeFirst();
     let moveHead = false;
     if (existing !== undefined) {
       if (existing.hash === hash) return; // re-delivery
@@ -100,7 +129,15 @@ export async function mirrorRunnerEvent(ctx: ServerContext, orgId: string, runne
       // Follow the runner so that one rewrite does not raise an alert for every later event.
       if (head === null || seq >= head.seq || prev === head.hash) moveHead = true;
     } else {
-      const pred = seq === 0 ? undefined : await trx.selectFrom('runner_events').select('hash').where('runner_id', '=', runnerId).where('seq', '=', seq - 1).executeTakeFirst();
+      const pred =
+        seq === 0
+          ? undefined
+          : await trx
+              .selectFrom('runner_events')
+              .select('hash')
+              .where('runner_id', '=', runnerId)
+              .where('seq', '=', seq - 1)
+              .executeTakeFirst();
       let link: RunnerEventLink;
       if (head === null) {
         link = pred !== undefined && pred.hash === prev ? 'linked' : 'start';
@@ -186,8 +223,10 @@ export async function checkRunnerLogHead(
   const stored = { seq: Number(runner.chain_seq), hash: runner.chain_hash };
   let why: string | undefined;
   if (head === null) why = `the runner reports an empty log; the server mirrored up to seq ${stored.seq}`;
-  else if (head.seq < stored.seq) why = `the runner's log ends at seq ${head.seq}; the server mirrored up to seq ${stored.seq}`;
-  else if (head.seq === stored.seq && head.hash !== stored.hash) why = `the runner's head at seq ${head.seq} differs from the mirrored event; the log was rewritten`;
+  else if (head.seq < stored.seq)
+    why = `the runner's log ends at seq ${head.seq}; the server mirrored up to seq ${stored.seq}`;
+  else if (head.seq === stored.seq && head.hash !== stored.hash)
+    why = `the runner's head at seq ${head.seq} differs from the mirrored event; the log was rewritten`;
   if (why === undefined) return;
   // Remember the reported head so that every reconnect does not raise the same alert again;
   // the mirrored events stay in runner_events as evidence.

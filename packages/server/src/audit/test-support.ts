@@ -7,7 +7,12 @@ import type { Db } from '../db/database.js';
 import type { Role } from '../db/schema.js';
 
 export async function ownerOf(db: Db, orgId: string): Promise<string> {
-  const u = await db.kysely.selectFrom('users').select('id').where('org_id', '=', orgId).where('role', '=', 'owner').executeTakeFirstOrThrow();
+  const u = await db.kysely
+    .selectFrom('users')
+    .select('id')
+    .where('org_id', '=', orgId)
+    .where('role', '=', 'owner')
+    .executeTakeFirstOrThrow();
   return u.id;
 }
 
@@ -34,13 +39,29 @@ export async function createApiKey(db: Db, orgId: string, userId: string, scopes
 }
 
 /** A second organisation (created after the bootstrap one) with a user of the given role. */
-export async function createOrg(db: Db, name: string, role: Role = 'owner'): Promise<{ orgId: string; userId: string }> {
+export async function createOrg(
+  db: Db,
+  name: string,
+  role: Role = 'owner',
+): Promise<{ orgId: string; userId: string }> {
   const orgId = randomUUID();
   const userId = randomUUID();
-  await db.kysely.insertInto('orgs').values({ id: orgId, name, created_at: new Date(Date.now() + 1000).toISOString() }).execute();
+  await db.kysely
+    .insertInto('orgs')
+    .values({ id: orgId, name, created_at: new Date(Date.now() + 1000).toISOString() })
+    .execute();
   await db.kysely
     .insertInto('users')
-    .values({ id: userId, org_id: orgId, username: `${name}-user`, password_hash: 'x', role, disabled: 0, must_change_password: 0, created_at: new Date().toISOString() })
+    .values({
+      id: userId,
+      org_id: orgId,
+      username: `${name}-user`,
+      password_hash: 'x',
+      role,
+      disabled: 0,
+      must_change_password: 0,
+      created_at: new Date().toISOString(),
+    })
     .execute();
   return { orgId, userId };
 }
@@ -49,7 +70,16 @@ export async function addUser(db: Db, orgId: string, username: string, role: Rol
   const userId = randomUUID();
   await db.kysely
     .insertInto('users')
-    .values({ id: userId, org_id: orgId, username, password_hash: 'x', role, disabled: 0, must_change_password: 0, created_at: new Date().toISOString() })
+    .values({
+      id: userId,
+      org_id: orgId,
+      username,
+      password_hash: 'x',
+      role,
+      disabled: 0,
+      must_change_password: 0,
+      created_at: new Date().toISOString(),
+    })
     .execute();
   return userId;
 }

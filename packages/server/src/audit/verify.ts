@@ -39,18 +39,35 @@ export interface RunnerMirrorResult {
  * checkpoint must carry a valid signature and the hash of the event at its seq. A checkpoint
  * past the last row means the tail was deleted.
  */
-export async function verifyServerChain(db: Db): Promise<{ result: ServerVerifyResult; checkpoints: CheckpointSummary }> {
+export async function verifyServerChain(
+  db: Db,
+): Promise<{ result: ServerVerifyResult; checkpoints: CheckpointSummary }> {
   const adb = auditDb(db);
-  const cps = (await adb.selectFrom('audit_checkpoints').select(['seq', 'hash', 'time', 'key_id', 'signature']).orderBy('seq').orderBy('id').execute()).map(
-    (c) => ({ ...c, seq: Number(c.seq) }),
+  const cps = (
+    await adb
+      .selectFrom('audit_checkpoints')
+      .select(['seq', 'hash', 'time', 'key_id', 'signature'])
+      .orderBy('seq')
+      .orderBy('id')
+      .execute()
+  ).map((c) => ({ ...c, seq: Number(c.seq) }));
+  const keys = new Map(
+    (await adb.selectFrom('audit_signing_keys').select(['key_id', 'public_key']).execute()).map((k) => [
+      k.key_id,
+      k.public_key,
+    ]),
   );
-  const keys = new Map((await adb.selectFrom('audit_signing_keys').select(['key_id', 'public_key']).execute()).map((k) => [k.key_id, k.public_key]));
   const summary: CheckpointSummary = { count: cps.length, latest: cps[cps.length - 1] ?? null };
   for (const cp of cps) {
     const pem = keys.get(cp.key_id);
     if (pem === undefined || !checkpointSignatureValid(cp, pem)) {
       return {
-        result: { ok: false, index: cp.seq, reason: 'signature', message: `checkpoint at seq ${cp.seq} (${cp.time}): ${pem === undefined ? `unknown key ${cp.key_id}` : 'bad signature'}` },
+        result: {
+          ok: false,
+          index: cp.seq,
+          reason: 'signature',
+          message: `checkpoint at seq ${cp.seq} (${cp.time}): ${pem === undefined ? `unknown key ${cp.key_id}` : 'bad signature'}`,
+        },
         checkpoints: summary,
       };
     }
@@ -84,7 +101,12 @@ export async function verifyServerChain(db: Db): Promise<{ result: ServerVerifyR
         const pre = verifyChain(events, before === undefined ? {} : { after: before });
         if (!pre.ok) return { result: { ...pre, index: pre.index + base }, checkpoints: summary };
         return {
-          result: { ok: false, index, reason: 'edited', message: `event ${index} (seq ${String(r.seq)}): the row's seq/hash columns differ from its body` },
+          result: {
+            ok: false,
+            index,
+            reason: 'edited',
+            message: `event ${index} (seq ${String(r.seq)}): the row's seq/hash columns differ from its body`,
+          },
           checkpoints: summary,
         };
       }
@@ -98,7 +120,12 @@ export async function verifyServerChain(db: Db): Promise<{ result: ServerVerifyR
       for (const cp of bySeq.get(e.seq) ?? []) {
         if (cp.hash !== e.hash) {
           return {
-            result: { ok: false, index: e.seq, reason: 'edited', message: `event at seq ${e.seq} differs from the signed checkpoint of ${cp.time}; the log was rewritten` },
+            result: {
+              ok: false,
+              index: e.seq,
+              reason: 'edited',
+              message: `event at seq ${e.seq} differs from the signed checkpoint of ${cp.time}; the log was rewritten`,
+            },
             checkpoints: summary,
           };
         }
@@ -134,7 +161,12 @@ export async function verifyServerChain(db: Db): Promise<{ result: ServerVerifyR
  */
 export async function verifyRunnerMirrors(db: Db, orgId: string): Promise<RunnerMirrorResult[]> {
   const adb = auditDb(db);
-  const runners = await db.kysely.selectFrom('runners').select(['id', 'name', 'chain_seq', 'chain_hash']).where('org_id', '=', orgId).orderBy('name').execute();
+  const runners = await db.kysely
+    .selectFrom('runners')
+    .select(['id', 'name', 'chain_seq', 'chain_hash'])
+    .where('org_id', '=', orgId)
+    .orderBy('name')
+    .execute();
   const out: RunnerMirrorResult[] = [];
   for (const r of runners) {
     const res: RunnerMirrorResult = {
@@ -143,7 +175,8 @@ export async function verifyRunnerMirrors(db: Db, orgId: string): Promise<Runner
       ok: true,
       count: 0,
       head: null,
-      expected_head: r.chain_seq === null || r.chain_hash === null ? null : { seq: Number(r.chain_seq), hash: r.chain_hash },
+      expected_head:
+        r.chain_seq === null || r.chain_hash === null ? null : { seq: Number(r.chain_seq), hash: r.chain_hash },
       start_seq: null,
       breaks: [],
     };
@@ -172,7 +205,13 @@ export async function verifyRunnerMirrors(db: Db, orgId: string): Promise<Runner
         } catch {
           computed = undefined;
         }
-        if (computed === undefined || computed !== e.hash || e.hash !== row.hash || e.seq !== seq || e.prev !== row.prev) {
+        if (
+          computed === undefined ||
+          computed !== e.hash ||
+          e.hash !== row.hash ||
+          e.seq !== seq ||
+          e.prev !== row.prev
+        ) {
           fail('edited', `mirrored event seq ${seq}: content does not match its hash`);
           break outer;
         }
