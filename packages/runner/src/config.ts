@@ -4,6 +4,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { AirlockError } from '@airlock/core';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import type { SigningConfig } from './signing/verify.js';
 import { bundledPacksDir, DEFAULT_ACTION_PATH, defaultSecurityLogPath } from './paths.js';
 
 const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>');
@@ -25,6 +26,12 @@ const ConfigSchema = z
       .optional(),
     log: z.string().min(1).optional(),
     concurrency: z.number().int().min(1).max(64).optional(),
+    signing: z
+      .strictObject({
+        root_public_key: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be a raw Ed25519 public key in base64url (43 characters)'),
+        require_tiers: z.array(z.enum(['read', 'change', 'destructive'])).min(1).default(['destructive']),
+      })
+      .optional(),
   })
   .strict();
 
@@ -40,6 +47,8 @@ export interface RunnerConfig {
   readonly path: string;
   readonly logPath: string;
   readonly concurrency: number;
+  /** Signed dispatch: the organisation root key and the tiers that need an approver signature. */
+  readonly signing?: SigningConfig | undefined;
 }
 
 /** Defaults: the bundled packs, `$AIRLOCK_HOME/runner/events.jsonl`, the system PATH. */
@@ -83,6 +92,8 @@ export function parseRunnerConfig(text: string, file: string, env: NodeJS.Proces
     path: c.path ?? d.path,
     logPath: c.log === undefined ? d.logPath : resolve(base, c.log),
     concurrency: c.concurrency ?? d.concurrency,
+    signing:
+      c.signing === undefined ? undefined : Object.freeze({ rootPublicKey: c.signing.root_public_key, requireTiers: Object.freeze([...c.signing.require_tiers]) }),
   });
 }
 

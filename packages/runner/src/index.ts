@@ -25,3 +25,4 @@ export { airlockHome, bundledPacksDir, DEFAULT_ACTION_PATH, defaultSecurityLogPa
 export { KILL_GRACE_MS, MAX_LINE_CHARS, runProcess, type SpawnPlan } from './process-runner.js';
 export { SecurityLog, verifyLogFile } from './security-log.js';
 export { type RunnerState, runnerState } from './state.js';
+export { DispatchVerifier, generateSigningKey, NonceStore, publicKeyFromRaw, SIGNATURE_REFUSALS, type SignatureRefusalCode, type SigningConfig, signRaw, verifyRaw } from './signing/index.js';

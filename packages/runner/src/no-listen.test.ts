@@ -14,7 +14,8 @@ const src = resolve(fileURLToPath(import.meta.url), '../../src');
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => {
     const full = join(dir, n);
-    if (statSync(full).isDirectory()) return sources(full);
+    // Test support folders are not shipped (package.json "files") and start test servers.
+    if (statSync(full).isDirectory()) return n === 'testing' || n === 'catalog-tests' ? [] : sources(full);
     return n.endsWith('.ts') && !n.endsWith('.test.ts') ? [full] : [];
   });
 }

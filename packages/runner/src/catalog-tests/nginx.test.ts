@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
-import { createServer } from 'node:net';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { verifyLogFile } from '../security-log.js';
@@ -23,6 +22,7 @@ import {
   runAction,
   stopChild,
 } from './support.js';
+import { freePort } from '../testing/free-port.js';
 
 const DEBIAN_CONF = '/etc/nginx/nginx.conf';
 
@@ -39,21 +39,6 @@ function httpGet(port: number, path: string): Promise<{ status: number; body: st
   });
 }
 
-/**
- * A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close). Kept in
- * the test file: runner sources outside *.test.ts must not contain server APIs (no-listen.test.ts).
- */
-function freePort(): Promise<number> {
-  return new Promise<number>((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = addr !== null && typeof addr === 'object' ? addr.port : 0;
-      srv.close(() => (port > 0 ? resolvePort(port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 describe('nginx pack against a real nginx', () => {
   let r: TestRunner;

@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -23,26 +22,12 @@ import {
   stopChild,
   stopPid,
 } from './support.js';
+import { freePort } from '../testing/free-port.js';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 const INITDB = join(PG_BIN, 'initdb');
 const POSTGRES = join(PG_BIN, 'postgres');
 
-/**
- * A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close). Kept in
- * the test file: runner sources outside *.test.ts must not contain server APIs (no-listen.test.ts).
- */
-function freePort(): Promise<number> {
-  return new Promise<number>((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = addr !== null && typeof addr === 'object' ? addr.port : 0;
-      srv.close(() => (port > 0 ? resolvePort(port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 describe('postgres pack against a real PostgreSQL 15', () => {
   let r: TestRunner;

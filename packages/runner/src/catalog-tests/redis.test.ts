@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { verifyLogFile } from '../security-log.js';
 import { type TestRunner, tempDir, testRunner } from '../testing/fixture.js';
@@ -19,22 +18,8 @@ import {
   sh,
   stopChild,
 } from './support.js';
+import { freePort } from '../testing/free-port.js';
 
-/**
- * A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close). Kept in
- * the test file: runner sources outside *.test.ts must not contain server APIs (no-listen.test.ts).
- */
-function freePort(): Promise<number> {
-  return new Promise<number>((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = addr !== null && typeof addr === 'object' ? addr.port : 0;
-      srv.close(() => (port > 0 ? resolvePort(port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 describe('redis pack against a real redis-server', () => {
   let r: TestRunner;

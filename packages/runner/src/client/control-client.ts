@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AIRLOCK_VERSION,
+  argsJsonSchema,
   type AuditEvent,
   digestArgs,
   encodeMessage,
@@ -16,6 +17,8 @@ import type { Catalog } from '../catalog.js';
 import type { RunnerConfig } from '../config.js';
 import type { ActionEngine, RunResult } from '../engine.js';
 import type { SecurityLog } from '../security-log.js';
+import { NonceStore } from '../signing/nonce-store.js';
+import { DispatchVerifier } from '../signing/verify.js';
 import { DedupRing } from './dedup-ring.js';
 import { Outbox } from './outbox.js';
 
@@ -64,6 +67,8 @@ export class ControlClient {
   readonly outbox: Outbox;
   readonly ring: DedupRing;
   private catalog: Catalog;
+  /** Signed-dispatch verification, when the config names an organisation root key. */
+  private readonly verifier: DispatchVerifier | undefined;
   connected = false;
 
   constructor(
@@ -73,6 +78,8 @@ export class ControlClient {
     this.catalog = catalog;
     this.outbox = new Outbox(join(opts.stateDir, 'outbox'));
     this.ring = new DedupRing(join(opts.stateDir, 'acked-requests'));
+    const signing = opts.config.signing;
+    this.verifier = signing === undefined ? undefined : new DispatchVerifier(signing, opts.config.name, new NonceStore(join(opts.stateDir, 'signing-nonces')));
     this.recoverInterrupted();
   }
 
@@ -116,7 +123,12 @@ export class ControlClient {
     }
   }
 
-  private recordAttempt(id: string, req: Partial<RunActionMessage>, status: 'error' | 'cancelled', error: { code: string; message: string }): AuditEvent {
+  private recordAttempt(
+    id: string,
+    req: Partial<RunActionMessage>,
+    status: 'error' | 'cancelled' | 'validation_failed',
+    error: { code: string; message: string },
+  ): AuditEvent {
     const args = (req.args ?? {}) as Record<string, unknown>;
     return this.opts.log.append({
       id,
@@ -140,7 +152,7 @@ export class ControlClient {
     });
   }
 
-  private resultFrame(id: string, status: 'error' | 'cancelled', event: AuditEvent, error: { code: string; message: string }): Record<string, unknown> {
+  private resultFrame(id: string, status: 'error' | 'cancelled' | 'validation_failed', event: AuditEvent, error: { code: string; message: string }): Record<string, unknown> {
     return {
       type: 'result',
       request_id: id,
@@ -217,6 +229,8 @@ export class ControlClient {
         version: pack.version,
         hash: pack.hash,
         actions: pack.actions.map((a) => a.id),
+        action_risks: Object.fromEntries(pack.actions.map((a) => [a.id, a.risk])),
+        action_specs: pack.actions.map((a) => ({ id: a.id, title: a.title, description: a.description, risk: a.risk, args_schema: argsJsonSchema(a.args) })),
         files: pack.files.map((f) => ({ path: f.path, sha256: f.sha256 })),
       })),
       capabilities: ['actions'],
@@ -315,6 +329,17 @@ export class ControlClient {
       return;
     }
     this.outbox.accept(id, msg as unknown as Record<string, unknown>);
+    // Signed dispatch: the runner checks the approver signature itself, whatever the server says.
+    const refusal = this.verifier?.check(msg, this.catalog.findAction(msg.action)?.action.risk);
+    if (refusal !== undefined) {
+      this.say('warn', `refused ${msg.action} (${id}): ${refusal.code}`);
+      const event = this.recordAttempt(id, msg, 'validation_failed', refusal);
+      const frame = this.resultFrame(id, 'validation_failed', event, refusal);
+      this.outbox.complete(id, frame);
+      this.send({ type: 'accepted', request_id: id });
+      this.send(frame);
+      return;
+    }
     const ac = new AbortController();
     this.running.set(id, ac);
     this.send({ type: 'accepted', request_id: id });

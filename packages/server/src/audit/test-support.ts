@@ -6,37 +6,8 @@ import { newToken } from '../auth/tokens.js';
 import type { Db } from '../db/database.js';
 import type { Role } from '../db/schema.js';
 
-export async function ownerOf(db: Db, orgId: string): Promise<string> {
-  const u = await db.kysely
-    .selectFrom('users')
-    .select('id')
-    .where('org_id', '=', orgId)
-    .where('role', '=', 'owner')
-    .executeTakeFirstOrThrow();
-  return u.id;
-}
-
-/** Insert an API key for a user directly (the accounts routes are another module). */
-export async function createApiKey(db: Db, orgId: string, userId: string, scopes: readonly string[]): Promise<string> {
-  const t = newToken('alk');
-  await db.kysely
-    .insertInto('api_keys')
-    .values({
-      id: randomUUID(),
-      org_id: orgId,
-      user_id: userId,
-      name: 'test',
-      prefix: t.prefix,
-      key_hash: t.hash,
-      scopes: JSON.stringify(scopes),
-      expires_at: null,
-      revoked_at: null,
-      created_at: new Date().toISOString(),
-      last_used_at: null,
-    })
-    .execute();
-  return t.token;
-}
+/** The bootstrap owner, and API keys minted directly (shared with the other test helpers). */
+export { mintTestKey as createApiKey, ownerId as ownerOf } from '../testing/keys.js';
 
 /** A second organisation (created after the bootstrap one) with a user of the given role. */
 export async function createOrg(
