@@ -24,6 +24,7 @@ const NEEDED = [
   ['/usr/bin/clang', 'clang'],
   ['/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a', 'libclang-rt-14-dev'],
   ['/usr/bin/runsc', 'runsc'],
+  ['/usr/bin/chromium', 'chromium'],
 ];
 
 const missing = [...new Set(NEEDED.filter(([f]) => !existsSync(f)).map(([, p]) => p))];

@@ -1,5 +1,11 @@
-/**
- * @airlock/web — not implemented in this build yet (see the open issues). The package exists so
- * the workspace layout of docs/architecture.md holds from the start.
- */
-export const PACKAGE_STATUS = 'planned' as const;
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Where the built dashboard lives (`dist/app`, made by `build.mjs`). */
+export const WEB_ASSETS_DIR: string = resolve(fileURLToPath(import.meta.url), '..', 'app');
+
+/** True when the dashboard bundle has been built. */
+export function webAssetsBuilt(dir: string = WEB_ASSETS_DIR): boolean {
+  return existsSync(join(dir, 'index.html'));
+}

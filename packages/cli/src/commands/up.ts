@@ -40,6 +40,7 @@ behalf (an audited decision); packs you add later wait for your review. Ctrl-C s
         );
       }
       out(`control plane   ${url}  (SQLite ${server.ctx.db.location})`);
+      out(`dashboard       ${url}/`);
 
       const runnerConfig: RunnerConfig = opts.config === undefined && (process.env['AIRLOCK_RUNNER_CONFIG'] ?? '') === ''
         ? { ...defaultRunnerConfig(), name: 'local' }
@@ -86,7 +87,7 @@ behalf (an audited decision); packs you add later wait for your review. Ctrl-C s
       out(`  curl -s -H "Authorization: Bearer ${apiKey}" ${url}/api/v1/runs`);
       out(`  API reference: ${url}/api/v1/openapi.json`);
       out('');
-      out('Not in this build yet: the web dashboard, MCP for agents, and microVM sandboxes.');
+      out(`Open ${url}/ in a browser and sign in as ${server.bootstrap.username}.`);
       out('ready (Ctrl-C to stop)');
       await untilSignal(async () => {
         runner.stop();
