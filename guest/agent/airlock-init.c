@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -196,6 +197,8 @@ static void flush_out(void) {
 static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 static void host_gone(void) {
+  /* Under gVisor the daemon's pipe is our only link: when it closes, the sandbox is over. */
+  if (chan_kind == CHAN_STDIO) _exit(0);
   /* Drop partial input and queued output: the next host connection starts on a frame boundary. */
   splitter.have = 0;
   discarding = 0;
@@ -281,11 +284,13 @@ static void close_fd(int *fd) {
   *fd = -1;
 }
 
-/* Kill every process of the exec's session: its tree, even parts that re-parented to PID 1. */
-static void kill_session(pid_t sid) {
+/* Kill every process of the exec's session: its tree, even parts that re-parented to PID 1.
+ * Returns how many were signalled; the caller repeats while a fork bomb is still spawning. */
+static int kill_session_once(pid_t sid) {
+  int n_killed = 0;
   kill(-sid, SIGKILL);
   DIR *d = opendir("/proc");
-  if (!d) return;
+  if (!d) return 0;
   struct dirent *e;
   while ((e = readdir(d))) {
     char *end;
@@ -303,9 +308,18 @@ static void kill_session(pid_t sid) {
     if (!rp) continue;
     char state;
     long ppid, pgrp, session;
-    if (sscanf(rp + 1, " %c %ld %ld %ld", &state, &ppid, &pgrp, &session) == 4 && session == sid) kill((pid_t)pid, SIGKILL);
+    if (sscanf(rp + 1, " %c %ld %ld %ld", &state, &ppid, &pgrp, &session) == 4 && session == sid && state != 'Z') {
+      kill((pid_t)pid, SIGKILL);
+      n_killed++;
+    }
   }
   closedir(d);
+  return n_killed;
+}
+
+static void kill_session(pid_t sid) {
+  for (int round = 0; round < 20 && kill_session_once(sid) > 0; round++) {
+  }
 }
 
 static char *dupstr(struct al_str s) {
@@ -822,8 +836,11 @@ int main(int argc, char **argv) {
   static uint8_t frame_buf[AL_HEADER_SIZE + AL_MAX_FRAME];
   splitter.buf = frame_buf;
   setvbuf(stderr, NULL, _IOLBF, 0);
-  if (argc > 1 && strcmp(argv[1], "--stdio") == 0)
+  if (argc > 1 && strcmp(argv[1], "--stdio") == 0) {
     chan_kind = CHAN_STDIO;
+    /* Not necessarily PID 1 here: adopt orphaned descendants so they are reaped, and killable by session. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  }
   else if (getpid() == 1)
     boot();
   else

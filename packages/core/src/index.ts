@@ -64,6 +64,8 @@ export {
   type ActionSpec,
   type ArgSpec,
   actionSpecJsonSchema,
+  type ArgsJsonSchema,
+  argsJsonSchema,
   formatSpecError,
   loadPackFromFiles,
   type Pack,
@@ -90,6 +92,17 @@ export {
   type Redactor,
   redactValue,
 } from './redaction/index.js';
+export {
+  type ApproverCert,
+  certBytes,
+  certTimeProblem,
+  type DispatchEnvelope,
+  dispatchBytes,
+  MAX_CERT_VALIDITY_MS,
+  MAX_ENVELOPE_VALIDITY_MS,
+  normaliseEnvelope,
+  type SignedApproverCert,
+} from './signing/index.js';
 export { AIRLOCK_VERSION } from './version.js';
 export {
   type ClampRecord,

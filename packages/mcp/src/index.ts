@@ -1,5 +1,18 @@
 /**
- * @airlock/mcp — not implemented in this build yet (see the open issues). The package exists so
- * the workspace layout of docs/architecture.md holds from the start.
+ * @airlock/mcp — the MCP tools of airlock, shared by the `airlock mcp` stdio bridge and the
+ * control plane's `/mcp` endpoint, and the REST backend the bridge uses.
  */
-export const PACKAGE_STATUS = 'planned' as const;
+export {
+  type ActionInfo,
+  type ActionRisk,
+  type AirlockBackend,
+  BackendError,
+  FINAL_RUN_STATUSES,
+  isFinalStatus,
+  type OutputLine,
+  type RunInfo,
+  type RunnerInfo,
+  type RunRequest,
+} from './backend.js';
+export { HttpBackend, type HttpBackendOptions } from './http-backend.js';
+export { type AirlockMcpOptions, createAirlockMcpServer, riskAnnotations, toolError } from './tools.js';

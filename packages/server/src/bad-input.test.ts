@@ -135,9 +135,10 @@ for (const { name, create } of testDatabases()) {
         bearer: key,
         body: { role: 'viewer' },
       });
-      // Refused by Fastify's router (maxParamLength 100) before the error handler runs, so the
-      // body is Fastify's own shape rather than {error: {code, message}}.
-      assert.equal(long.status, 414, 'path parameters over 100 characters are refused by the router');
+      // Long parameters reach the route schema (the router's limit is raised in app.ts), so
+      // the answer is the usual field-named 400 rather than the router's bare 414.
+      assert.equal(long.status, 400);
+      assert.deepEqual(fields(long.body), ['params.id']);
       const deep = await call(srv.url, 'POST', '/api/v1/users', {
         bearer: key,
         raw: `${'['.repeat(5000)}${']'.repeat(5000)}`,

@@ -89,6 +89,12 @@ Docs: docs/sandbox.md`,
     .option('--no-build', 'fail instead of building missing images')
     .option('--max-sandboxes <n>', 'most sandboxes at once', positiveInt('--max-sandboxes', 1024), 16)
     .option(
+      '--warm <n>',
+      'pre-booted sandboxes kept ready per pack: a create with default limits returns at once',
+      positiveInt('--warm', 16),
+    )
+    .option('--warm-packs <names...>', 'packs the warm pool serves (default: all)')
+    .option(
       '--boot-timeout <ms>',
       'how long create waits for the guest (default 60000 under TCG, 20000 with KVM)',
       positiveInt('--boot-timeout', 600_000),
@@ -106,6 +112,8 @@ Docs: docs/sandbox.md`,
           build: boolean;
           maxSandboxes: number;
           bootTimeout?: number;
+          warm?: number;
+          warmPacks?: string[];
         }) => {
           const manager = await SandboxManager.open({
             backend: opts.backend,
@@ -115,6 +123,8 @@ Docs: docs/sandbox.md`,
             log: (l) => process.stderr.write(`[sandbox] ${l}\n`),
             ...(opts.accel ? { accel: opts.accel } : {}),
             ...(opts.bootTimeout ? { bootTimeoutMs: opts.bootTimeout } : {}),
+            ...(opts.warm ? { warmPool: opts.warm } : {}),
+            ...(opts.warmPacks ? { warmPacks: opts.warmPacks } : {}),
           });
           const info = manager.info();
           const server = createSandboxServer(manager);
@@ -443,14 +453,33 @@ Docs: docs/sandbox.md`,
       'after',
       '\nRecipes live in guest/kernel.json and guest/packs/*.json; airlock-init is compiled\nwith musl-gcc -static -Os. Checksums are written to <dir>/manifest.json.',
     )
+    .option('--verify', 'then boot each pack and run its smoke program (prints ok)')
     .action(
-      act(async (opts: { force?: boolean; dir: string }) => {
+      act(async (opts: { force?: boolean; dir: string; verify?: boolean }) => {
         const t = Date.now();
         const m = await buildImages({ cacheDir: opts.dir, force: opts.force === true, progress: progressBar });
         const sizes = Object.entries(m.packs).map(([n, p]) => `${n} ${(p.bytes / 2 ** 20).toFixed(1)} MiB`);
         process.stdout.write(
           `images ready in ${opts.dir} (${((Date.now() - t) / 1000).toFixed(1)} s): kernel ${m.kernel.version}, ${sizes.join(', ')}\n`,
         );
+        if (opts.verify) {
+          const manager = await SandboxManager.open({ imageDir: opts.dir });
+          try {
+            for (const [name, pack] of Object.entries(m.packs)) {
+              const t0 = Date.now();
+              const sb = await manager.create({ language_pack: name });
+              const r = await sb.exec({ code: pack.smoke ?? 'echo ok', argv: undefined });
+              await manager.delete(sb.id);
+              const good = r.stdout === 'ok\n';
+              process.stdout.write(
+                `  ${good ? 'ok  ' : 'FAIL'} ${name} (${Date.now() - t0} ms)${good ? '' : `: ${JSON.stringify(r)}`}\n`,
+              );
+              if (!good) process.exitCode = 1;
+            }
+          } finally {
+            await manager.close();
+          }
+        }
       }),
     );
 }

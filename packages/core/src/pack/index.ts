@@ -1,4 +1,5 @@
 export { type ActionContext, parseActionSpec, type SpecResult } from './action.js';
+export { type ArgsJsonSchema, argsJsonSchema } from './args-schema.js';
 export { deepFreeze, FrozenMap } from './freeze.js';
 export { loadPackFromFiles, type PackInputFile } from './load.js';
 export { parsePackManifest } from './manifest.js';

@@ -27,6 +27,16 @@ export interface HelloMessage {
     readonly version: string;
     readonly hash: string;
     readonly actions: readonly string[];
+    /** Risk tier of each action (`read` | `change` | `destructive`), for the control plane's policy. */
+    readonly action_risks?: Readonly<Record<string, 'read' | 'change' | 'destructive'>>;
+    /** Per-action metadata for agent clients (MCP): title, risk and the JSON Schema of the arguments. */
+    readonly action_specs?: readonly {
+      readonly id: string;
+      readonly title: string;
+      readonly description?: string;
+      readonly risk: 'read' | 'change' | 'destructive';
+      readonly args_schema: Readonly<Record<string, unknown>>;
+    }[];
     /** The pack's file listing, so the control plane can show what changed between hashes. */
     readonly files?: readonly { readonly path: string; readonly sha256: string }[];
   }[];
@@ -76,7 +86,27 @@ export interface RunActionMessage {
   readonly limits?: Readonly<Record<string, number>>;
   readonly reason: string;
   readonly principal: { readonly type: PrincipalType; readonly id: string; readonly name?: string };
-  readonly approval?: { readonly approvers: readonly string[]; readonly signature?: string; readonly key_id?: string };
+  readonly approval?: {
+    readonly approvers: readonly string[];
+    /** Ed25519 signature (base64url) by an approver over the canonical dispatch envelope. */
+    readonly signature?: string;
+    readonly key_id?: string;
+    /** Envelope expiry and single-use nonce, both inside the signature. */
+    readonly expires_at?: string;
+    readonly nonce?: string;
+    /** The approver key's certificate, signed by the organisation root key. */
+    readonly cert?: {
+      readonly cert: {
+        readonly v: 1;
+        readonly key_id: string;
+        readonly public_key: string;
+        readonly subject: string;
+        readonly not_before: string;
+        readonly not_after: string;
+      };
+      readonly signature: string;
+    };
+  };
   readonly deadline?: string;
 }
 
@@ -212,6 +242,19 @@ const hello = z.strictObject({
         version: z.string().min(1).max(64),
         hash: digest,
         actions: z.array(name).max(10_000),
+        action_risks: z.record(name, z.enum(['read', 'change', 'destructive'])).optional(),
+        action_specs: z
+          .array(
+            z.strictObject({
+              id: name,
+              title: z.string().max(256),
+              description: z.string().max(8192).optional(),
+              risk: z.enum(['read', 'change', 'destructive']),
+              args_schema: z.record(z.string(), z.unknown()),
+            }),
+          )
+          .max(10_000)
+          .optional(),
         files: z.array(z.strictObject({ path: z.string().min(1).max(1024), sha256: z.string().regex(/^[0-9a-f]{64}$/) })).max(2000).optional(),
       }),
     )
@@ -250,6 +293,21 @@ const runAction = z.strictObject({
       approvers: z.array(name).min(1).max(100),
       signature: z.string().min(1).max(4096).optional(),
       key_id: name.optional(),
+      expires_at: isoTime.optional(),
+      nonce: z.string().regex(/^[A-Za-z0-9_-]{16,128}$/, 'expected 16..128 characters of [A-Za-z0-9_-]').optional(),
+      cert: z
+        .strictObject({
+          cert: z.strictObject({
+            v: z.literal(1),
+            key_id: name,
+            public_key: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected a base64url Ed25519 public key'),
+            subject: name,
+            not_before: isoTime,
+            not_after: isoTime,
+          }),
+          signature: z.string().min(1).max(4096),
+        })
+        .optional(),
     })
     .optional(),
   deadline: isoTime.optional(),

@@ -23,7 +23,8 @@ export const SIGNATURE_REFUSALS = {
   cert_untrusted: 'the approver certificate is not signed by the organisation root key',
   cert_invalid: 'the approver certificate is malformed or valid for more than 24 hours',
   cert_expired: 'the approver certificate is not valid now',
-  signature_invalid: 'the signature does not match the envelope (runner, action, args, limits, request id, expiry, nonce)',
+  signature_invalid:
+    'the signature does not match the envelope (runner, action, args, limits, request id, expiry, nonce)',
   envelope_invalid: 'the envelope has no expiry or nonce, or an expiry more than 24 hours ahead',
   envelope_expired: 'the signed envelope has expired',
   nonce_replayed: 'the envelope nonce was already used',
@@ -66,10 +67,12 @@ export class DispatchVerifier {
     if (a?.signature === undefined) return refuse('signature_missing', `${msg.action} is ${risk}`);
     if (a.cert === undefined) return refuse('cert_missing');
     const root = publicKeyFromRaw(this.config.rootPublicKey);
-    if (root === undefined || !verifyRaw(root, certBytes(a.cert.cert), a.cert.signature)) return refuse('cert_untrusted');
+    if (root === undefined || !verifyRaw(root, certBytes(a.cert.cert), a.cert.signature))
+      return refuse('cert_untrusted');
     const certProblem = certTimeProblem(a.cert.cert, now);
     if (certProblem !== undefined) return refuse(certProblem, `${a.cert.cert.not_before} .. ${a.cert.cert.not_after}`);
-    if (a.key_id !== undefined && a.key_id !== a.cert.cert.key_id) return refuse('signature_invalid', 'key id differs from the certificate');
+    if (a.key_id !== undefined && a.key_id !== a.cert.cert.key_id)
+      return refuse('signature_invalid', 'key id differs from the certificate');
     if (a.expires_at === undefined || a.nonce === undefined) return refuse('envelope_invalid');
     const envelope = {
       v: 1 as const,

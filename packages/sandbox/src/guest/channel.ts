@@ -45,6 +45,11 @@ type Pending = {
   fail(e: SandboxError): void;
 };
 
+/** Longest wait for READY on one connection before trying a fresh one. */
+const ATTEMPT_MS = 2000;
+/** Pause between dropping a connection and opening the next. */
+const HANGUP_GRACE_MS = 200;
+
 /** Opens a fresh byte stream to the guest's control channel. */
 export type Connector = () => Promise<Duplex>;
 
@@ -62,6 +67,8 @@ export class GuestChannel extends EventEmitter {
   private nextId = 1;
   private closed = false;
   private resetting: Promise<void> | undefined;
+  /** A handshake loop is running; it retries by itself, so a drop must not start another. */
+  private handshaking = false;
   private helloNonce: Buffer | undefined;
   private onReady: (() => void) | undefined;
   /** Number of resets after protocol violations, for inspection and tests. */
@@ -73,18 +80,31 @@ export class GuestChannel extends EventEmitter {
 
   /** Connect and wait for READY, resending HELLO until the guest answers or the deadline passes. */
   async handshake(deadline: number): Promise<void> {
+    this.handshaking = true;
+    try {
+      await this.handshakeLoop(deadline);
+    } finally {
+      this.handshaking = false;
+    }
+  }
+
+  private async handshakeLoop(deadline: number): Promise<void> {
     for (;;) {
       if (this.closed) throw new SandboxError('guest_lost', 'channel closed');
       try {
         await this.attach();
-        await this.awaitReady(deadline);
+        // Bounded attempts: if the guest missed our hang-up it may still be inside a half-read
+        // frame and swallow HELLOs; dropping the connection again makes it start clean.
+        await this.awaitReady(Math.min(deadline, Date.now() + ATTEMPT_MS));
         return;
       } catch (e) {
         this.detach();
         if (Date.now() >= deadline) {
-          throw e instanceof SandboxError ? e : new SandboxError('boot_timeout', `guest control channel: ${(e as Error).message}`);
+          throw e instanceof SandboxError
+            ? e
+            : new SandboxError('boot_timeout', `guest control channel: ${(e as Error).message}`);
         }
-        await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, HANGUP_GRACE_MS));
       }
     }
   }
@@ -93,10 +113,12 @@ export class GuestChannel extends EventEmitter {
     const sock = await this.connect();
     this.sock = sock;
     this.splitter = new FrameSplitter();
+    this.pausedBy = 0;
     sock.on('data', (d: Buffer) => this.onData(sock, d));
     sock.on('error', () => {});
     sock.on('close', () => {
-      if (this.sock === sock && !this.closed) this.onBroken(new SandboxError('guest_lost', 'control channel closed by the VM'));
+      if (this.sock === sock && !this.closed)
+        this.onBroken(new SandboxError('guest_lost', 'control channel closed by the VM'));
     });
   }
 
@@ -113,7 +135,10 @@ export class GuestChannel extends EventEmitter {
       const send = () => this.sock?.write(encode.hello(nonce));
       // HELLO may land before the guest opens its port; resend until READY.
       const timer = setInterval(send, 250);
-      const stop = setTimeout(() => done(new SandboxError('boot_timeout', 'guest did not answer HELLO in time')), Math.max(0, deadline - Date.now()));
+      const stop = setTimeout(
+        () => done(new SandboxError('boot_timeout', 'guest did not answer HELLO in time')),
+        Math.max(0, deadline - Date.now()),
+      );
       const done = (e?: Error) => {
         clearInterval(timer);
         clearTimeout(stop);
@@ -133,21 +158,24 @@ export class GuestChannel extends EventEmitter {
     try {
       frames = this.splitter.push(d);
     } catch (e) {
-      return this.violation((e as Error).message);
+      this.violation((e as Error).message);
+      return;
     }
     for (const raw of frames) {
       let f: GuestFrame;
       try {
         f = decodeGuestFrame(raw.type, raw.id, raw.payload);
       } catch (e) {
-        return this.violation((e as Error).message);
+        this.violation((e as Error).message);
+        return;
       }
       if (f.kind === 'ready') {
         if (this.helloNonce && f.nonce.equals(this.helloNonce) && f.version === PROTOCOL_VERSION) this.onReady?.();
         continue;
       }
       if (f.kind === 'error' && f.id === 0) {
-        return this.violation(`guest rejected our stream: ${f.message}`);
+        this.violation(`guest rejected our stream: ${f.message}`);
+        return;
       }
       const p = this.pending.get(f.id);
       if (!p) continue; // a late frame for a request we already gave up on
@@ -166,9 +194,11 @@ export class GuestChannel extends EventEmitter {
     const pend = [...this.pending.values()];
     this.pending.clear();
     for (const p of pend) p.fail(err);
-    if (this.closed || this.resetting) return;
+    if (this.closed || this.resetting || this.handshaking) return;
     this.resets++;
-    this.resetting = this.handshake(Date.now() + 10_000)
+    // Give the guest time to see the hang-up (it drops its half of the stream then) before reconnecting.
+    this.resetting = new Promise((r) => setTimeout(r, HANGUP_GRACE_MS))
+      .then(() => this.handshake(Date.now() + 10_000))
       .catch((e: unknown) => {
         this.emit('lost', e instanceof SandboxError ? e : new SandboxError('guest_lost', String(e)));
       })
@@ -177,9 +207,34 @@ export class GuestChannel extends EventEmitter {
       });
   }
 
+  /** True while the channel is reconnecting after a violation. */
+  get resettingNow(): boolean {
+    return this.resetting !== undefined;
+  }
+
   /** Wait for a reset in progress, if any. */
   async settled(): Promise<void> {
     await this.resetting;
+  }
+
+  private pausedBy = 0;
+
+  /**
+   * Stop reading from the guest until {@link resumeInput}: a slow HTTP client
+   * downloading a file back-pressures the guest instead of growing our memory.
+   * (Per sandbox: only this guest's traffic waits.)
+   */
+  pauseInput(): void {
+    if (this.pausedBy++ === 0) this.sock?.pause();
+  }
+
+  resumeInput(): void {
+    if (this.pausedBy > 0 && --this.pausedBy === 0) this.sock?.resume();
+  }
+
+  /** True while a reader has paused the input. */
+  get inputPaused(): boolean {
+    return this.pausedBy > 0;
   }
 
   /** Write raw bytes to the guest: only for fault-injection tests. */
@@ -194,7 +249,8 @@ export class GuestChannel extends EventEmitter {
 
   private send(buf: Buffer): Promise<void> {
     const s = this.sock;
-    if (!s || this.resetting) return Promise.reject(new SandboxError('guest_lost', 'guest control channel is not connected'));
+    if (!s || this.resetting)
+      return Promise.reject(new SandboxError('guest_lost', 'guest control channel is not connected'));
     return new Promise((resolve) => {
       if (s.write(buf)) resolve();
       else s.once('drain', resolve);
@@ -337,7 +393,8 @@ export class GuestChannel extends EventEmitter {
             return false;
           }
           if (f.kind === 'file_end') resolve(f.size);
-          else if (f.kind === 'error') reject(new SandboxError(f.code === GUEST_ERROR.IO ? 'file_not_found' : 'guest_error', f.message));
+          else if (f.kind === 'error')
+            reject(new SandboxError(f.code === GUEST_ERROR.IO ? 'file_not_found' : 'guest_error', f.message));
           else reject(new SandboxError('guest_protocol', `unexpected ${f.kind} frame for a download`));
           return true;
         },

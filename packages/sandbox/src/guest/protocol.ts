@@ -82,7 +82,8 @@ export class ProtocolViolation extends Error {
 }
 
 function frame(type: number, id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  if (payload.length > MAX_PAYLOAD) throw new ProtocolViolation(`payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`);
+  if (payload.length > MAX_PAYLOAD)
+    throw new ProtocolViolation(`payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`);
   const out = Buffer.allocUnsafe(9 + payload.length);
   out.writeUInt32LE(5 + payload.length, 0);
   out.writeUInt8(type, 4);
@@ -114,7 +115,8 @@ export const encode = {
   hello: (nonce: Buffer) => frame(T.HELLO, 0, nonce),
   ping: (id: number, data: Buffer) => frame(T.PING, id, data),
   exec(id: number, spec: ExecFrameSpec): Buffer {
-    if (spec.argv.length === 0 || spec.argv.length > MAX_ARGS) throw new ProtocolViolation('argv must have 1..1024 entries');
+    if (spec.argv.length === 0 || spec.argv.length > MAX_ARGS)
+      throw new ProtocolViolation('argv must have 1..1024 entries');
     if (spec.env.length > MAX_ENV) throw new ProtocolViolation('env must have at most 1024 entries');
     const head = Buffer.allocUnsafe(13);
     head.writeUInt32LE(spec.timeoutMs >>> 0, 0);
@@ -186,7 +188,8 @@ export function decodeGuestFrame(type: number, id: number, p: Buffer): GuestFram
     case T.ERROR: {
       if (p.length < 6) throw new ProtocolViolation('ERROR payload too short');
       const len = p.readUInt32LE(2);
-      if (len !== p.length - 6 || len > 1024) throw new ProtocolViolation('ERROR message length does not match its frame');
+      if (len !== p.length - 6 || len > 1024)
+        throw new ProtocolViolation('ERROR message length does not match its frame');
       return { kind: 'error', id, code: p.readUInt16LE(0), message: p.subarray(6).toString('utf8') };
     }
     default:
@@ -212,7 +215,8 @@ export class FrameSplitter {
       if (this.buffered < HEADER_SIZE) break;
       const head = this.peek(HEADER_SIZE);
       const len = head.readUInt32LE(0);
-      if (len < MIN_FRAME || len > MAX_FRAME) throw new ProtocolViolation(`frame length ${len} outside ${MIN_FRAME}..${MAX_FRAME}`);
+      if (len < MIN_FRAME || len > MAX_FRAME)
+        throw new ProtocolViolation(`frame length ${len} outside ${MIN_FRAME}..${MAX_FRAME}`);
       if (this.buffered < HEADER_SIZE + len) break;
       const whole = this.take(HEADER_SIZE + len);
       out.push({ type: whole.readUInt8(4), id: whole.readUInt32LE(5), payload: whole.subarray(9) });

@@ -47,18 +47,32 @@ const NETWORK_APPLETS = new Set(
 );
 
 // Parts of Debian packages a sandbox never needs; dropped to keep images small.
-const PRUNE = ['usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/lintian', 'usr/share/locale', 'usr/share/bug'];
+const PRUNE = [
+  'usr/share/doc',
+  'usr/share/man',
+  'usr/share/info',
+  'usr/share/lintian',
+  'usr/share/locale',
+  'usr/share/bug',
+];
 
 /** Hash of everything an image is built from; a change means a rebuild. */
 export function recipeHash(guestDir: string): string {
   const h = createHash('sha256');
-  h.update('builder-v1\n');
+  h.update('builder-v2\n');
   const files = [
     'kernel.json',
-    ...readdirSync(join(guestDir, 'packs')).filter((f) => f.endsWith('.json')).map((f) => `packs/${f}`),
-    ...readdirSync(join(guestDir, 'agent')).filter((f) => /\.(c|h)$/.test(f)).map((f) => `agent/${f}`),
+    ...readdirSync(join(guestDir, 'packs'))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => `packs/${f}`),
+    ...readdirSync(join(guestDir, 'agent'))
+      .filter((f) => /\.(c|h)$/.test(f))
+      .map((f) => `agent/${f}`),
   ].sort();
-  for (const f of files) h.update(`${f}\n`).update(readFileSync(join(guestDir, f))).update('\n');
+  for (const f of files)
+    h.update(`${f}\n`)
+      .update(readFileSync(join(guestDir, f)))
+      .update('\n');
   return h.digest('hex');
 }
 
@@ -89,7 +103,8 @@ async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
         }
       }
       if (holder > 0 && !alive) rmSync(lock, { recursive: true, force: true });
-      else if (Date.now() - started > 30 * 60_000) throw new SandboxError('image_build_failed', `build lock ${lock} held for 30 minutes`);
+      else if (Date.now() - started > 30 * 60_000)
+        throw new SandboxError('image_build_failed', `build lock ${lock} held for 30 minutes`);
       else await new Promise((r) => setTimeout(r, 500));
     }
   }
@@ -108,10 +123,25 @@ async function fileEntry(cacheDir: string, rel: string): Promise<ImageFile> {
 /** Compile airlock-init with musl, static: it must run with no libc in the initramfs. */
 export function compileAgent(guestDir: string, out: string): void {
   const src = join(guestDir, 'agent');
-  runTool('musl-gcc', ['-static', '-Os', '-s', '-Wall', '-Wextra', '-Wno-format-truncation', '-o', out, join(src, 'airlock-init.c'), join(src, 'proto.c')]);
+  runTool('musl-gcc', [
+    '-static',
+    '-Os',
+    '-s',
+    '-Wall',
+    '-Wextra',
+    '-Wno-format-truncation',
+    '-o',
+    out,
+    join(src, 'airlock-init.c'),
+    join(src, 'proto.c'),
+  ]);
 }
 
-function buildKernel(cacheDir: string, guestDir: string, work: string): { package: string; version: string; modules: { name: string; data: Buffer }[] } {
+function buildKernel(
+  cacheDir: string,
+  guestDir: string,
+  work: string,
+): { package: string; version: string; modules: { name: string; data: Buffer }[] } {
   const recipe = loadKernelRecipe(guestDir);
   const pkg = resolveMetapackage(recipe.metapackage, recipe.packagePrefix);
   const deb = downloadDeb(pkg, join(cacheDir, 'debs'));
@@ -122,13 +152,17 @@ function buildKernel(cacheDir: string, guestDir: string, work: string): { packag
   if (!vmlinuz) throw new SandboxError('image_build_failed', `${pkg} has no /boot/vmlinuz-*`);
   const bz = readFileSync(join(bootDir, vmlinuz));
   const payload = bzImagePayload(bz);
-  if (payload.format !== 'lz4') throw new SandboxError('image_build_failed', `kernel payload is ${payload.format}; only lz4 is supported`);
+  if (payload.format !== 'lz4')
+    throw new SandboxError('image_build_failed', `kernel payload is ${payload.format}; only lz4 is supported`);
   const lz = join(work, 'payload.lz4');
   writeFileSync(lz, bz.subarray(payload.offset, payload.offset + payload.length));
   // The kernel appends its uncompressed size after the LZ4 stream; lz4 warns about it but decodes.
   const r = spawnSync('lz4', ['-dc', lz], { maxBuffer: 512 << 20 });
   if (!r.stdout || r.stdout.length < 4 || r.stdout.toString('latin1', 1, 4) !== 'ELF') {
-    throw new SandboxError('image_build_failed', `lz4 could not unpack the kernel payload: ${r.stderr?.toString().slice(-300)}`);
+    throw new SandboxError(
+      'image_build_failed',
+      `lz4 could not unpack the kernel payload: ${r.stderr?.toString().slice(-300)}`,
+    );
   }
   writeFileSync(join(work, 'vmlinux'), r.stdout);
   const modRoot = join(root, 'lib', 'modules', readdirSync(join(root, 'lib', 'modules'))[0] ?? '');
@@ -149,7 +183,11 @@ function buildInitramfs(agent: Buffer, modules: { name: string; data: Buffer }[]
     { kind: 'dir', path: 'lib/modules' },
     { kind: 'dir', path: 'lib/modules/airlock' },
     { kind: 'file', path: 'init', data: agent, mode: 0o755 },
-    { kind: 'file', path: 'lib/modules/airlock/order', data: Buffer.from(`${modules.map((m) => m.name).join('\n')}\n`) },
+    {
+      kind: 'file',
+      path: 'lib/modules/airlock/order',
+      data: Buffer.from(`${modules.map((m) => m.name).join('\n')}\n`),
+    },
     ...modules.map((m): CpioEntry => ({ kind: 'file', path: `lib/modules/airlock/${m.name}.ko`, data: m.data })),
   ];
   return buildCpio(entries);
@@ -171,24 +209,60 @@ function buildPackRoot(cacheDir: string, recipe: PackRecipe, agentPath: string, 
   for (const p of PRUNE) rmSync(join(root, p), { recursive: true, force: true });
   const busybox = join(root, 'bin', 'busybox');
   if (existsSync(busybox)) {
-    const applets = runTool(busybox, ['--list']).split('\n').filter((a) => a && !NETWORK_APPLETS.has(a));
+    const applets = runTool(busybox, ['--list'])
+      .split('\n')
+      .filter((a) => a && !NETWORK_APPLETS.has(a));
     for (const a of applets) ensureLink(root, `bin/${a}`, 'busybox');
   }
   for (const [path, target] of Object.entries(recipe.links)) ensureLink(root, path.slice(1), target);
-  for (const d of ['dev', 'proc', 'sys', 'tmp', 'root', 'etc', 'sbin', 'run', 'var/tmp']) mkdirSync(join(root, d), { recursive: true });
+  for (const d of ['dev', 'proc', 'sys', 'tmp', 'root', 'etc', 'sbin', 'run', 'var/tmp'])
+    mkdirSync(join(root, d), { recursive: true });
   chmodSync(join(root, 'tmp'), 0o1777);
   copyFileSync(agentPath, join(root, 'sbin', 'airlock-init'));
   chmodSync(join(root, 'sbin', 'airlock-init'), 0o755);
-  writeFileSync(join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
+  writeFileSync(
+    join(root, 'etc', 'passwd'),
+    'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n',
+  );
   writeFileSync(join(root, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
   writeFileSync(join(root, 'etc', 'hostname'), 'sandbox\n');
   writeFileSync(join(root, 'etc', 'hosts'), '127.0.0.1 localhost sandbox\n');
   writeFileSync(join(root, 'etc', 'airlock-pack'), `${recipe.name}\n`);
+  if (recipe.precompilePython) precompilePython(root, recipe.precompilePython);
   if (existsSync(join(root, 'lib', 'x86_64-linux-gnu')) && existsSync('/sbin/ldconfig')) {
     // A loader cache for the image's own libraries, so lookups need no directory scans.
     writeFileSync(join(root, 'etc', 'ld.so.conf'), '/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n');
     runTool('/sbin/ldconfig', ['-r', root]);
   }
+}
+
+/**
+ * Byte-compile the image's standard library with the image's own interpreter
+ * (run through the image's dynamic loader, so host libraries play no part).
+ * Debian compiles .pyc files in postinst scripts, which `dpkg-deb -x` skips;
+ * without them every first import in a fresh sandbox compiles from source,
+ * which under TCG costs most of a second.
+ */
+function precompilePython(root: string, version: string): void {
+  const loader = join(root, 'lib64', 'ld-linux-x86-64.so.2');
+  const libs = [join(root, 'lib', 'x86_64-linux-gnu'), join(root, 'usr', 'lib', 'x86_64-linux-gnu')].join(':');
+  const python = join(root, 'usr', 'bin', `python${version}`);
+  // -s/-p rewrite the recorded source paths from the build dir to the guest's.
+  runTool(loader, [
+    '--library-path',
+    libs,
+    python,
+    '-I',
+    '-m',
+    'compileall',
+    '-q',
+    '-j0',
+    '-s',
+    root,
+    '-p',
+    '/',
+    join(root, 'usr', 'lib', `python${version}`),
+  ]);
 }
 
 function squash(root: string, out: string): void {
@@ -211,7 +285,8 @@ export async function buildImages(opts: BuildOptions = {}): Promise<ImageManifes
   const current = readManifest(cacheDir);
   if (!opts.force && current?.recipeHash === hash) return current;
   const missing = builderToolsMissing();
-  if (missing.length > 0) throw new SandboxError('image_build_failed', `missing host tools: apt-get install ${missing.join(' ')}`);
+  if (missing.length > 0)
+    throw new SandboxError('image_build_failed', `missing host tools: apt-get install ${missing.join(' ')}`);
 
   return withLock(cacheDir, async () => {
     const again = readManifest(cacheDir); // another process may have built while we waited
@@ -233,7 +308,10 @@ export async function buildImages(opts: BuildOptions = {}): Promise<ImageManifes
       const k = buildKernel(cacheDir, guestDir, work);
       renameSync(join(work, 'vmlinux'), join(outDir, 'vmlinux'));
       progress(++step, total, `writing the initramfs (airlock-init + ${k.modules.length} kernel modules)`);
-      writeFileSync(join(outDir, 'initramfs.cpio'), buildInitramfs(readFileSync(join(outDir, 'airlock-init')), k.modules));
+      writeFileSync(
+        join(outDir, 'initramfs.cpio'),
+        buildInitramfs(readFileSync(join(outDir, 'airlock-init')), k.modules),
+      );
       const packs: Record<string, ImageManifest['packs'][string]> = {};
       for (const r of recipes) {
         progress(++step, total, `building language pack "${r.name}" (${r.debs.length} Debian packages → squashfs)`);
@@ -241,7 +319,13 @@ export async function buildImages(opts: BuildOptions = {}): Promise<ImageManifes
         buildPackRoot(cacheDir, r, join(outDir, 'airlock-init'), root);
         squash(root, join(outDir, 'packs', `${r.name}.squashfs`));
         rmSync(root, { recursive: true, force: true });
-        packs[r.name] = { ...(await fileEntry(cacheDir, rel(`packs/${r.name}.squashfs`))), run: r.run, debs: r.debs, description: r.description };
+        packs[r.name] = {
+          ...(await fileEntry(cacheDir, rel(`packs/${r.name}.squashfs`))),
+          run: r.run,
+          debs: r.debs,
+          description: r.description,
+          smoke: r.smoke,
+        };
       }
       const manifest: ImageManifest = {
         format: 1,
@@ -260,7 +344,8 @@ export async function buildImages(opts: BuildOptions = {}): Promise<ImageManifes
       renameSync(tmp, join(cacheDir, MANIFEST_FILE));
       // Older builds are garbage now (sandboxes running from them keep their open files).
       for (const d of readdirSync(cacheDir)) {
-        if (/^[0-9a-f]{12}$/.test(d) && d !== hash.slice(0, 12)) rmSync(join(cacheDir, d), { recursive: true, force: true });
+        if (/^[0-9a-f]{12}$/.test(d) && d !== hash.slice(0, 12))
+          rmSync(join(cacheDir, d), { recursive: true, force: true });
       }
       return manifest;
     } catch (e) {

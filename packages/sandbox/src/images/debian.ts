@@ -6,15 +6,26 @@ import { SandboxError } from '../errors.js';
 function run(cmd: string, args: readonly string[], cwd?: string): string {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.error) throw new SandboxError('image_build_failed', `${cmd}: ${r.error.message}`);
-  if (r.status !== 0) throw new SandboxError('image_build_failed', `${cmd} ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim().slice(-600)}`);
+  if (r.status !== 0)
+    throw new SandboxError(
+      'image_build_failed',
+      `${cmd} ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim().slice(-600)}`,
+    );
   return r.stdout;
 }
 
 /** The package a Debian metapackage (e.g. `linux-image-cloud-amd64`) currently depends on. */
 export function resolveMetapackage(name: string, prefix: string): string {
   const out = run('apt-cache', ['depends', '--no-recommends', '--no-suggests', name]);
-  const m = out.split('\n').map((l) => /^\s*Depends:\s*(\S+)/.exec(l)?.[1]).find((p) => p?.startsWith(prefix));
-  if (!m) throw new SandboxError('image_build_failed', `apt-cache shows no ${prefix}* dependency of ${name} (run "apt-get update")`);
+  const m = out
+    .split('\n')
+    .map((l) => /^\s*Depends:\s*(\S+)/.exec(l)?.[1])
+    .find((p) => p?.startsWith(prefix));
+  if (!m)
+    throw new SandboxError(
+      'image_build_failed',
+      `apt-cache shows no ${prefix}* dependency of ${name} (run "apt-get update")`,
+    );
   return m;
 }
 
@@ -34,7 +45,10 @@ export function downloadDeb(name: string, dir: string): string {
       const newest = /^\s*\S+\s*\|\s*(\S+)\s*\|/m.exec(run('apt-cache', ['madison', name]))?.[1];
       run('apt-get', ['download', '-q', newest ? `${name}=${newest}` : name], dir);
     } catch (e) {
-      throw new SandboxError('image_build_failed', `${(e as Error).message}\n(if the package is unknown, refresh the lists with "apt-get update")`);
+      throw new SandboxError(
+        'image_build_failed',
+        `${(e as Error).message}\n(if the package is unknown, refresh the lists with "apt-get update")`,
+      );
     }
     hit = find();
   }

@@ -19,7 +19,18 @@ export interface ImageManifest {
   readonly kernel: ImageFile & { readonly package: string; readonly version: string };
   readonly initramfs: ImageFile;
   readonly agent: ImageFile;
-  readonly packs: Readonly<Record<string, ImageFile & { readonly run: readonly string[]; readonly debs: readonly string[]; readonly description: string }>>;
+  readonly packs: Readonly<
+    Record<
+      string,
+      ImageFile & {
+        readonly run: readonly string[];
+        readonly debs: readonly string[];
+        readonly description: string;
+        /** Code that prints `ok` in a fresh sandbox of this pack. */
+        readonly smoke?: string;
+      }
+    >
+  >;
 }
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -57,10 +68,14 @@ export async function verifyImages(cacheDir: string, m: ImageManifest): Promise<
   await Promise.all(
     files.map(async (f) => {
       const p = join(cacheDir, f.path);
-      if (!existsSync(p)) throw new SandboxError('image_missing', `image file ${p} is missing; run "airlock sandbox images build"`);
+      if (!existsSync(p))
+        throw new SandboxError('image_missing', `image file ${p} is missing; run "airlock sandbox images build"`);
       const got = await sha256File(p);
       if (got !== f.sha256) {
-        throw new SandboxError('image_corrupt', `image file ${p} has sha256 ${got.slice(0, 16)}…, expected ${f.sha256.slice(0, 16)}…; rebuild with "airlock sandbox images build --force"`);
+        throw new SandboxError(
+          'image_corrupt',
+          `image file ${p} has sha256 ${got.slice(0, 16)}…, expected ${f.sha256.slice(0, 16)}…; rebuild with "airlock sandbox images build --force"`,
+        );
       }
     }),
   );

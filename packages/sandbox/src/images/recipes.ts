@@ -10,7 +10,13 @@ const PackRecipeSchema = z.strictObject({
   /** argv prefix the daemon puts before the code: `[...run, code]`. */
   run: z.array(z.string()).min(1),
   links: z.record(z.string().startsWith('/'), z.string()),
+  /** Code that must print exactly `ok` in a fresh sandbox (`images build --verify`). */
   smoke: z.string(),
+  /** Python version whose standard library is byte-compiled at build time (first run is then fast). */
+  precompilePython: z
+    .string()
+    .regex(/^3\.\d+$/)
+    .optional(),
 });
 
 const KernelRecipeSchema = z.strictObject({
@@ -33,7 +39,11 @@ function load<T>(file: string, schema: z.ZodType<T>): T {
     throw new SandboxError('image_build_failed', `${file}: ${(e as Error).message}`);
   }
   const r = schema.safeParse(raw);
-  if (!r.success) throw new SandboxError('image_build_failed', `${file}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!r.success)
+    throw new SandboxError(
+      'image_build_failed',
+      `${file}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   return r.data;
 }
 

@@ -9,6 +9,8 @@ import { initial } from './migrations/0001-initial.js';
 import { accounts } from './migrations/0100-accounts.js';
 import { audit } from './migrations/0200-audit.js';
 import { packFiles } from './migrations/0300-pack-files.js';
+import { policy } from './migrations/0400-policy.js';
+import { oauth } from './migrations/0500-oauth.js';
 import type { Database } from './schema.js';
 
 /** An open database with its dialect. */
@@ -27,6 +29,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     '0200-audit': audit(dialect),
     '0100-accounts': accounts(),
     '0300-pack-files': packFiles,
+    '0400-policy': policy,
+    '0500-oauth': oauth,
   };
 }
 

@@ -91,6 +91,7 @@ export interface PacksTable {
 }
 
 export type RunStatus =
+  | 'pending_approval'
   | 'queued'
   | 'dispatched'
   | 'running'
@@ -182,6 +183,98 @@ export interface PackFilesTable {
   content: string | null;
 }
 
+export interface PolicyRulesTable {
+  id: string;
+  org_id: string;
+  kind: 'tier' | 'override';
+  priority: number;
+  tier: string | null;
+  action: string | null;
+  /** JSON label selector. */
+  selector: string;
+  decision: 'allow' | 'require_approval' | 'deny' | null;
+  approvers: number | null;
+  approver_role: Role | null;
+  /** JSON {limit: upper bound}. */
+  limits: string | null;
+  /** JSON {arg: regex}. */
+  pin_args: string | null;
+  comment: string | null;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PolicyScopesTable {
+  subject_type: 'user' | 'api_key';
+  subject_id: string;
+  org_id: string;
+  /** JSON label selector, or null. */
+  selector: string | null;
+  /** JSON array of runner ids or names, or null. */
+  runners: string | null;
+  updated_at: string;
+}
+
+export interface PolicyGrantsTable {
+  id: string;
+  org_id: string;
+  subject_type: 'user' | 'api_key';
+  subject_id: string;
+  action: string;
+  selector: string;
+  arg_constraints: string;
+  max_uses: number | null;
+  uses: number;
+  expires_at: string | null;
+  revoked_at: string | null;
+  comment: string | null;
+  created_by: string;
+  created_at: string;
+}
+
+export interface PolicySettingsTable {
+  org_id: string;
+  /** JSON array of tiers that need an approver signature. */
+  signed_tiers: string;
+  root_public_key: string | null;
+  webhook_url: string | null;
+  webhook_secret: string | null;
+  approval_ttl_s: number;
+  updated_at: string;
+}
+
+export interface RunApprovalsTable {
+  run_id: string;
+  org_id: string;
+  state: 'pending' | 'approved' | 'denied' | 'expired';
+  rule: string;
+  risk: string;
+  requester_user_id: string;
+  approvers_required: number;
+  approver_role: Role;
+  signature_required: number;
+  runner_name: string;
+  nonce: string;
+  envelope_expires_at: string;
+  expires_at: string;
+  created_at: string;
+  decided_at: string | null;
+}
+
+export interface ApprovalVotesTable {
+  run_id: string;
+  approver_id: string;
+  org_id: string;
+  approver_name: string;
+  vote: 'approve' | 'deny';
+  comment: string;
+  signature: string | null;
+  /** JSON signed approver certificate. */
+  cert: string | null;
+  created_at: string;
+}
+
 /** Every table, for Kysely. */
 export interface Database {
   orgs: OrgsTable;
@@ -196,4 +289,10 @@ export interface Database {
   runner_events: RunnerEventsTable;
   audit_checkpoints: AuditCheckpointsTable;
   pack_files: PackFilesTable;
+  policy_rules: PolicyRulesTable;
+  policy_scopes: PolicyScopesTable;
+  policy_grants: PolicyGrantsTable;
+  policy_settings: PolicySettingsTable;
+  run_approvals: RunApprovalsTable;
+  approval_votes: ApprovalVotesTable;
 }

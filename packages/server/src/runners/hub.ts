@@ -14,6 +14,7 @@ import { checkRunnerLogHead, mirrorRunnerEvent } from '../audit/runner-mirror.js
 import type { ServerContext } from '../context.js';
 import type { RunnersTable, RunsTable } from '../db/schema.js';
 import { recordAdvertisedPacks, storePackFiles } from '../packs/pack-store.js';
+import { approvalForDispatch } from '../policy/approvals.js';
 import { isFinal, runView } from '../runs/run-view.js';
 
 /** Close codes the hub uses (4000–4999 are application codes). */
@@ -140,6 +141,8 @@ export class RunnerHub {
     const s = this.sessions.get(run.runner_id);
     if (s === undefined || !s.helloDone) return false;
     const principal = JSON.parse(run.requested_by) as { type: string; id: string; name?: string };
+    // Approved runs carry who approved and, in signed tiers, the approver's signature.
+    const approval = await approvalForDispatch(this.ctx.db, run);
     const ok = s.send({
       type: 'run_action',
       request_id: run.id,
@@ -154,6 +157,7 @@ export class RunnerHub {
         id: principal.id,
         ...(principal.name === undefined ? {} : { name: principal.name }),
       },
+      ...(approval === undefined ? {} : { approval }),
     });
     if (ok && run.status === 'queued') {
       await this.ctx.db.kysely

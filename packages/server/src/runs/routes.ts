@@ -3,11 +3,12 @@ import type { ServerContext } from '../context.js';
 import type { RunsTable } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
 import type { RunEvent, RunnerHub } from '../runners/hub.js';
+import { approvalSummary, envelopeFor, loadApproval, voteOnRun } from '../policy/approvals.js';
 import { cancelRun, createRun } from './run-service.js';
 import { FINAL_STATUSES, isFinal, runView } from './run-view.js';
 
 const idParams = z.strictObject({ id: z.string().min(1).max(128) });
-const statuses = ['queued', 'dispatched', 'running', ...FINAL_STATUSES] as const;
+const statuses = ['pending_approval', 'queued', 'dispatched', 'running', ...FINAL_STATUSES] as const;
 
 /** Runs: request, list, inspect, output (JSON or live SSE), cancel. */
 export function registerRunRoutes(ctx: ServerContext, hub: RunnerHub): void {
@@ -158,6 +159,99 @@ export function registerRunRoutes(ctx: ServerContext, hub: RunnerHub): void {
         return;
       }
       for (const e of queue.splice(0)) deliver(e);
+    },
+  });
+
+  const certSchema = z.strictObject({
+    cert: z.strictObject({
+      v: z.literal(1),
+      key_id: z.string().min(1).max(256),
+      public_key: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+      subject: z.string().min(1).max(256),
+      not_before: z.iso.datetime({ offset: true }),
+      not_after: z.iso.datetime({ offset: true }),
+    }),
+    signature: z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'expected a base64url Ed25519 signature'),
+  });
+
+  routes.add({
+    method: 'GET',
+    url: '/api/v1/runs/:id/approval',
+    summary: 'Approval state of a run: rule, requester, redacted args, votes, and the envelope to sign',
+    tag: 'approvals',
+    auth: { permission: 'runs:read' },
+    params: idParams,
+    handler: async ({ principal, params }) => {
+      const run = await load(principal!.orgId, params.id);
+      const loaded = await loadApproval(db, run.id);
+      if (loaded === undefined) throw ApiError.notFound(`approval for run ${run.id}`);
+      return { ...approvalSummary(run, loaded.approval, loaded.votes), envelope: envelopeFor(run, loaded.approval) };
+    },
+  });
+
+  routes.add({
+    method: 'GET',
+    url: '/api/v1/approvals',
+    summary: 'Runs waiting for (or decided by) approval, newest first',
+    tag: 'approvals',
+    auth: { permission: 'runs:read' },
+    query: z.strictObject({ state: z.enum(['pending', 'approved', 'denied', 'expired']).default('pending'), limit: z.coerce.number().int().min(1).max(500).default(100) }),
+    handler: async ({ principal, query }) => {
+      const rows = await db.kysely
+        .selectFrom('run_approvals')
+        .innerJoin('runs', 'runs.id', 'run_approvals.run_id')
+        .selectAll('runs')
+        .where('run_approvals.org_id', '=', principal!.orgId)
+        .where('run_approvals.state', '=', query.state)
+        .orderBy('run_approvals.created_at', 'desc')
+        .limit(query.limit)
+        .execute();
+      const out = [];
+      for (const run of rows) {
+        const loaded = await loadApproval(db, run.id);
+        if (loaded !== undefined) out.push(approvalSummary(run, loaded.approval, loaded.votes));
+      }
+      return { approvals: out };
+    },
+  });
+
+  routes.add({
+    method: 'POST',
+    url: '/api/v1/runs/:id/approve',
+    summary: 'Approve a run waiting for approval (never your own); signed tiers need signature + certificate',
+    tag: 'approvals',
+    auth: { permission: 'runs:write' },
+    params: idParams,
+    body: z
+      .strictObject({
+        comment: z.string().trim().max(2000).default(''),
+        signature: z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'expected a base64url Ed25519 signature').optional(),
+        cert: certSchema.optional(),
+      })
+      .default({ comment: '' }),
+    handler: async ({ principal, params, body }) => {
+      const run = await load(principal!.orgId, params.id);
+      await voteOnRun(ctx, hub, principal!, run, { vote: 'approve', comment: body.comment, signature: body.signature, cert: body.cert });
+      const loaded = await loadApproval(db, run.id);
+      const fresh = await load(principal!.orgId, params.id);
+      return { run: runView(fresh), approval: loaded === undefined ? null : approvalSummary(fresh, loaded.approval, loaded.votes) };
+    },
+  });
+
+  routes.add({
+    method: 'POST',
+    url: '/api/v1/runs/:id/deny',
+    summary: 'Deny a run waiting for approval, with a comment; it ends cancelled and never runs',
+    tag: 'approvals',
+    auth: { permission: 'runs:write' },
+    params: idParams,
+    body: z.strictObject({ comment: z.string().trim().min(1, 'say why you deny it').max(2000) }),
+    handler: async ({ principal, params, body }) => {
+      const run = await load(principal!.orgId, params.id);
+      await voteOnRun(ctx, hub, principal!, run, { vote: 'deny', comment: body.comment });
+      const loaded = await loadApproval(db, run.id);
+      const fresh = await load(principal!.orgId, params.id);
+      return { run: runView(fresh), approval: loaded === undefined ? null : approvalSummary(fresh, loaded.approval, loaded.votes) };
     },
   });
 

@@ -5,6 +5,7 @@ import type { ServerContext } from '../context.js';
 import type { RunsTable } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
 import { isPackTrusted } from '../packs/pack-store.js';
+import { openApproval } from '../policy/approvals.js';
 import { decideRun } from '../policy/decide.js';
 import type { RunnerHub } from '../runners/hub.js';
 import { parseState } from '../runners/runner-store.js';
@@ -52,7 +53,8 @@ export async function createRun(ctx: ServerContext, hub: RunnerHub, principal: P
       `pack ${pack.name} with hash ${pack.hash} on runner ${runner.name} is not trusted in this organisation; an admin must review and trust it first`,
     );
   }
-  const decision = await decideRun(ctx, { principal, runner, action: req.action, risk: 'unknown', args: req.args, limits: req.limits });
+  const risk = (pack as { action_risks?: Record<string, 'read' | 'change' | 'destructive'> }).action_risks?.[req.action] ?? 'unknown';
+  const decision = await decideRun(ctx, { principal, runner, action: req.action, risk, args: req.args, limits: req.limits });
   if (decision.kind === 'deny') {
     await ctx.audit.record({
       orgId: principal.orgId,
@@ -64,7 +66,7 @@ export async function createRun(ctx: ServerContext, hub: RunnerHub, principal: P
       reason: req.reason,
       status: 'validation_failed',
       error: { code: 'policy_denied', message: decision.message },
-      data: { rule: decision.rule },
+      data: { rule: decision.rule, risk, ...(decision.trace === undefined ? {} : { trace: decision.trace }) },
     });
     throw ApiError.forbidden(`policy denies ${req.action} on ${runner.name}: ${decision.message} (rule: ${decision.rule})`);
   }
@@ -77,10 +79,11 @@ export async function createRun(ctx: ServerContext, hub: RunnerHub, principal: P
     pack_name: pack.name,
     pack_hash: pack.hash,
     args: JSON.stringify(req.args),
-    limits: JSON.stringify(req.limits),
+    // Policy may lower limits into an override's bounds; what is stored is what is dispatched.
+    limits: JSON.stringify(decision.limits ?? req.limits),
     reason: req.reason,
     requested_by: JSON.stringify(principalRecord(principal)),
-    status: 'queued',
+    status: decision.kind === 'require_approval' ? 'pending_approval' : 'queued',
     exit_code: null,
     created_at: now,
     dispatched_at: null,
@@ -107,8 +110,31 @@ export async function createRun(ctx: ServerContext, hub: RunnerHub, principal: P
     reason: req.reason,
     argsDigest: digestArgs(req.args),
     status: 'success',
-    data: { runner: runner.name, limits: req.limits, decision: decision.kind, rule: decision.rule },
+    data: {
+      runner: runner.name,
+      limits: decision.limits ?? req.limits,
+      decision: decision.kind,
+      rule: decision.rule,
+      risk,
+      ...(decision.kind === 'allow' && decision.grantId !== undefined ? { grant: decision.grantId } : {}),
+    },
   });
+  if (decision.kind === 'allow' && decision.grantId !== undefined) {
+    await ctx.audit.record({
+      orgId: principal.orgId,
+      id: row.id,
+      kind: 'grant.used',
+      actor: principalRecord(principal),
+      runner: runner.id,
+      action: req.action,
+      packHash: pack.hash,
+      data: { rule: decision.rule, grant: decision.grantId },
+    });
+  }
+  if (decision.kind === 'require_approval') {
+    await openApproval(ctx, row, runner.name, principal, risk, decision);
+    return row;
+  }
   await hub.dispatch(row);
   return (await ctx.db.kysely.selectFrom('runs').selectAll().where('id', '=', row.id).executeTakeFirst()) ?? row;
 }
@@ -128,6 +154,17 @@ export async function cancelRun(ctx: ServerContext, hub: RunnerHub, principal: P
   });
   // Only a queued run is known never to have reached the runner; anything later is cancelled
   // by the runner itself (now, or when it reconnects), so its final status stays truthful.
+  if (run.status === 'pending_approval') {
+    await ctx.db.kysely.updateTable('run_approvals').set({ state: 'denied', decided_at: new Date().toISOString() }).where('run_id', '=', run.id).where('state', '=', 'pending').execute();
+    await ctx.db.kysely
+      .updateTable('runs')
+      .set({ status: 'cancelled', finished_at: new Date().toISOString(), error_code: 'cancelled', error_message: `cancelled while waiting for approval: ${reason}` })
+      .where('id', '=', run.id)
+      .where('status', '=', 'pending_approval')
+      .execute();
+    await hub.emitStatus(run.id);
+    return;
+  }
   if (run.status === 'queued') {
     const res = await ctx.db.kysely
       .updateTable('runs')

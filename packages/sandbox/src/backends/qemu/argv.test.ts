@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { LaunchSpec } from '../types.js';
+import { qemuArgv } from './argv.js';
+
+const spec: LaunchSpec = {
+  id: 'sb_0123456789ab',
+  dir: '/run/al/sb_0123456789ab',
+  kernel: '/img/vmlinux',
+  initramfs: '/img/initramfs.cpio',
+  packImage: '/img/packs/python.squashfs',
+  packName: 'python',
+  memoryMb: 192,
+  vcpus: 1,
+  rwMb: 48,
+};
+
+describe('QEMU command line (security-visible: pinned)', () => {
+  it('is exactly this under TCG: no NIC, no shared directory, read-only pack, own seccomp', () => {
+    // biome-ignore format: flag/value pairs read best on one line each
+    assert.deepEqual(qemuArgv(spec, { kind: 'tcg', tscKhz: 2096028 }), [
+      '-name', 'airlock-sb_0123456789ab,process=airlock-sb_0123456789ab',
+      '-M', 'microvm,pit=on',
+      '-cpu', 'max',
+      '-accel', 'tcg,tb-size=32',
+      '-m', '192',
+      '-smp', '1',
+      '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+      '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+      '-kernel', '/img/vmlinux',
+      '-initrd', '/img/initramfs.cpio',
+      '-append', 'console=ttyS0 quiet panic=-1 oops=panic airlock.rw_mb=48 airlock.id=sb_0123456789ab tsc_early_khz=2096028',
+      '-chardev', 'ringbuf,id=con,size=65536',
+      '-serial', 'chardev:con',
+      '-drive', 'id=pack,file=/img/packs/python.squashfs,if=none,format=raw,readonly=on',
+      '-device', 'virtio-blk-device,drive=pack',
+      '-device', 'virtio-serial-device,max_ports=2',
+      '-chardev', 'socket,id=ctl,path=/run/al/sb_0123456789ab/ctl.sock,server=on,wait=off',
+      '-device', 'virtserialport,chardev=ctl,name=airlock.ctl',
+      '-qmp', 'unix:/run/al/sb_0123456789ab/qmp.sock,server=on,wait=off',
+    ]);
+  });
+
+  it('uses KVM and the host CPU model when the probe succeeded, without the TCG clock hint', () => {
+    const argv = qemuArgv(spec, { kind: 'kvm' });
+    assert.equal(argv[argv.indexOf('-accel') + 1], 'kvm');
+    assert.equal(argv[argv.indexOf('-cpu') + 1], 'host');
+    assert.doesNotMatch(argv[argv.indexOf('-append') + 1] ?? '', /tsc_early_khz/);
+  });
+
+  it('never attaches a network device, a shared filesystem or a writable host disk', () => {
+    const text = qemuArgv(spec, { kind: 'tcg' }).join(' ');
+    assert.doesNotMatch(text, /-netdev|-nic|virtio-net|-net |9p|virtfs|vhost-user-fs|readonly=off/);
+  });
+});

@@ -1,0 +1,73 @@
+import { join } from 'node:path';
+import type { LaunchSpec } from '../types.js';
+
+/** Accelerator choice for one VM. */
+export interface Accel {
+  readonly kind: 'kvm' | 'tcg';
+  /** TSC frequency for the guest kernel under TCG (kHz), from the host. */
+  readonly tscKhz?: number;
+}
+
+/** Socket and log paths of one QEMU sandbox, all inside its runtime directory. */
+export function qemuPaths(dir: string): { ctl: string; qmp: string; log: string } {
+  return { ctl: join(dir, 'ctl.sock'), qmp: join(dir, 'qmp.sock'), log: join(dir, 'qemu.log') };
+}
+
+/**
+ * The one place a QEMU command line is built (issue 10 wraps this argv in a
+ * jail; keep every flag here). What each part guarantees:
+ * - `-M microvm` with `-nodefaults`: no PCI bus, no NIC, no USB, no display —
+ *   the guest has exactly the devices listed below. There is no network device
+ *   and no shared host directory (no 9p/virtiofs), by construction.
+ * - the pack image is attached read-only; the guest's writes go to a tmpfs.
+ * - the console goes to a 64 KiB QEMU ring buffer, so a guest writing to it
+ *   forever cannot fill the host's disk or block the VM.
+ * - `-sandbox on,…` turns on QEMU's own seccomp filter (no spawning, no
+ *   privilege changes) as defence in depth.
+ */
+export function qemuArgv(spec: LaunchSpec, accel: Accel): string[] {
+  const p = qemuPaths(spec.dir);
+  const cmdline = [
+    'console=ttyS0',
+    'quiet',
+    'panic=-1',
+    'oops=panic',
+    `airlock.rw_mb=${spec.rwMb}`,
+    `airlock.id=${spec.id}`,
+  ];
+  // Under TCG the kernel's TSC calibration against the PIT races with host load and can
+  // leave the guest without a clock (hangs at boot); telling it the frequency avoids that.
+  if (accel.kind === 'tcg' && accel.tscKhz) cmdline.push(`tsc_early_khz=${accel.tscKhz}`);
+  // biome-ignore format: flag/value pairs read best on one line each
+  return [
+    '-name', `airlock-${spec.id},process=airlock-${spec.id}`,
+    '-M', 'microvm,pit=on',
+    '-cpu', accel.kind === 'kvm' ? 'host' : 'max',
+    '-accel', accel.kind === 'kvm' ? 'kvm' : 'tcg,tb-size=32',
+    '-m', String(spec.memoryMb),
+    '-smp', String(spec.vcpus),
+    '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+    '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+    '-kernel', spec.kernel,
+    '-initrd', spec.initramfs,
+    '-append', cmdline.join(' '),
+    '-chardev', 'ringbuf,id=con,size=65536',
+    '-serial', 'chardev:con',
+    '-drive', `id=pack,file=${spec.packImage},if=none,format=raw,readonly=on`,
+    '-device', 'virtio-blk-device,drive=pack',
+    '-device', 'virtio-serial-device,max_ports=2',
+    '-chardev', `socket,id=ctl,path=${p.ctl},server=on,wait=off`,
+    '-device', 'virtserialport,chardev=ctl,name=airlock.ctl',
+    '-qmp', `unix:${p.qmp},server=on,wait=off`,
+  ];
+}
+
+/** Command line for the KVM probe: the kernel and initramfs only, PID 1 prints a marker and powers off. */
+export function qemuProbeArgv(kernel: string, initramfs: string): string[] {
+  // biome-ignore format: flag/value pairs read best on one line each
+  return [
+    '-M', 'microvm,pit=on', '-cpu', 'host', '-accel', 'kvm', '-m', '128', '-smp', '1',
+    '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-serial', 'stdio',
+    '-kernel', kernel, '-initrd', initramfs, '-append', 'console=ttyS0 quiet panic=-1 airlock.probe',
+  ];
+}

@@ -1,0 +1,72 @@
+import type { Connector } from '../guest/channel.js';
+
+/** How strong the boundary between guest code and the host kernel is. */
+export type IsolationLevel = 'microvm' | 'user-space-kernel';
+
+/** What a backend found when probing this host. */
+export interface BackendStatus {
+  readonly name: BackendName;
+  readonly available: boolean;
+  /** Why not available, or what limits it (e.g. "no KVM: TCG software emulation, ~10× slower boot"). */
+  readonly reason?: string;
+  readonly isolation: IsolationLevel;
+  readonly kvm: boolean;
+  /** The accelerator or platform in use: `kvm`, `tcg`, `ptrace`, … */
+  readonly accel: string;
+  readonly binary?: string;
+  readonly version?: string;
+}
+
+/** The backends airlock knows. */
+export type BackendName = 'qemu' | 'gvisor' | 'firecracker';
+
+/** Everything needed to start one sandbox's VM. */
+export interface LaunchSpec {
+  readonly id: string;
+  /** Per-sandbox runtime directory (sockets, logs, the adoption record). */
+  readonly dir: string;
+  readonly kernel: string;
+  readonly initramfs: string;
+  /** The language pack's squashfs image. */
+  readonly packImage: string;
+  readonly packName: string;
+  readonly memoryMb: number;
+  readonly vcpus: number;
+  /** Size of the writable tmpfs layer inside the guest. */
+  readonly rwMb: number;
+}
+
+/** What a backend writes so a restarted daemon can find (and re-adopt or kill) the VM. */
+export interface AdoptRecord {
+  readonly backend: BackendName;
+  readonly id: string;
+  readonly pid: number;
+  /** Process start time (clock ticks since boot, /proc/PID/stat field 22): guards against pid reuse. */
+  readonly startTime: number;
+  readonly [key: string]: unknown;
+}
+
+/** A running VM (or gVisor sandbox) as the manager sees it. */
+export interface VmHandle {
+  readonly pid: number;
+  /** Opens a fresh stream to the guest's control channel. */
+  readonly connect: Connector;
+  /** Resolves when the VM monitor process has exited, with a description. */
+  readonly exited: Promise<string>;
+  /** What the guest printed on its console (bounded tail). */
+  bootLog(): Promise<string>;
+  /** Stop the VM for good and free what it holds; idempotent. */
+  kill(): Promise<void>;
+  /** Freeze the guest's vCPUs without killing it: fault-injection tests of hang detection. */
+  freezeForTest?(): Promise<void>;
+  readonly record: AdoptRecord;
+}
+
+/** One implementation of the sandbox seam (qemu, gvisor, firecracker). */
+export interface Backend {
+  readonly name: BackendName;
+  probe(): Promise<BackendStatus>;
+  launch(spec: LaunchSpec): Promise<VmHandle>;
+  /** Re-attach to a VM a previous daemon started; undefined when it is gone or not ours. */
+  adopt(record: AdoptRecord, dir: string): Promise<VmHandle | undefined>;
+}

@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import { SandboxError } from '../errors.js';
+
+/**
+ * Request bodies of the HTTP API: one schema per body, strict (an unknown
+ * field is an error, not silently ignored), each bound explicit. A failure
+ * becomes `invalid_request` naming the field.
+ */
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be a shell-style variable name');
+const envValue = z
+  .string()
+  .max(32 * 1024)
+  .refine((v) => !v.includes('\0'), 'must not contain NUL');
+const env = z.record(envName, envValue).refine((r) => Object.keys(r).length <= 256, 'at most 256 variables');
+const noNul = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((v) => !v.includes('\0'), 'must not contain NUL');
+
+export const CreateBody = z.strictObject({
+  language_pack: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,31}$/)
+    .default('python'),
+  memory_mb: z.number().int().min(64).max(4096).optional(),
+  vcpus: z.number().int().min(1).max(4).optional(),
+  lifetime_s: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 3600)
+    .optional(),
+  rw_mb: z.number().int().min(4).max(4096).optional(),
+  env: env.optional(),
+  egress: z
+    .boolean()
+    .optional()
+    .refine((v) => v !== true, 'network egress is not available in this build: sandboxes have no network device'),
+});
+
+export const ExecBody = z
+  .strictObject({
+    code: z
+      .string()
+      .max(1 << 20)
+      .optional(),
+    argv: z
+      .array(noNul(128 * 1024))
+      .min(1)
+      .max(1024)
+      .optional(),
+    timeout_ms: z.number().int().min(1).max(3_600_000).optional(),
+    stdin: z
+      .string()
+      .max(1 << 20)
+      .optional(),
+    env: env.optional(),
+    cwd: noNul(4096)
+      .refine((v) => v.startsWith('/'), 'must be an absolute path')
+      .optional(),
+    max_output_bytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(16 << 20)
+      .optional(),
+    background: z.boolean().optional(),
+  })
+  .refine((b) => (b.code === undefined) !== (b.argv === undefined), {
+    message: 'give exactly one of "code" or "argv"',
+    path: ['code'],
+  });
+
+const SIGNALS: Record<string, number> = {
+  HUP: 1,
+  INT: 2,
+  QUIT: 3,
+  KILL: 9,
+  USR1: 10,
+  USR2: 12,
+  TERM: 15,
+  CONT: 18,
+  STOP: 19,
+};
+
+export const SignalBody = z.strictObject({
+  signal: z
+    .union([z.enum(Object.keys(SIGNALS) as [string, ...string[]]), z.number().int().min(1).max(64)])
+    .default('TERM'),
+});
+
+/** Signal number for a name or number from {@link SignalBody}. */
+export function signalNumber(s: string | number): number {
+  return typeof s === 'number' ? s : (SIGNALS[s] ?? 15);
+}
+
+/** A file path in the guest: absolute, bounded, no NUL. */
+export const GuestPath = z
+  .string({ error: 'is required' })
+  .min(1)
+  .max(4096)
+  .refine((v) => v.startsWith('/'), 'must be an absolute path')
+  .refine((v) => !v.includes('\0'), 'must not contain NUL');
+
+/** Parse or throw `invalid_request` with "field: problem; …". */
+export function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const msg = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : where}: ${i.message}`).join('; ');
+  throw new SandboxError('invalid_request', msg);
+}
