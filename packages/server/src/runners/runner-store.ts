@@ -17,12 +17,27 @@ export interface RunnerView {
   readonly created_at: string;
   readonly last_seen_at: string | null;
   readonly capabilities: string[];
-  readonly packs: { name: string; version: string; hash: string; actions: string[] }[];
+  readonly packs: {
+    name: string;
+    version: string;
+    hash: string;
+    actions: string[];
+    action_risks?: Record<string, 'read' | 'change' | 'destructive'>;
+    action_specs?: { id: string; title: string; description?: string; risk: 'read' | 'change' | 'destructive'; args_schema: Record<string, unknown> }[];
+  }[];
 }
 
 /** The `hello` a runner last sent, as stored. */
 export interface RunnerState {
-  packs: { name: string; version: string; hash: string; actions: string[]; files?: { path: string; sha256: string }[] }[];
+  packs: {
+    name: string;
+    version: string;
+    hash: string;
+    actions: string[];
+    files?: { path: string; sha256: string }[];
+    action_risks?: Record<string, 'read' | 'change' | 'destructive'>;
+    action_specs?: { id: string; title: string; description?: string; risk: 'read' | 'change' | 'destructive'; args_schema: Record<string, unknown> }[];
+  }[];
   capabilities: string[];
   labels?: Record<string, string>;
 }
@@ -44,7 +59,16 @@ export function runnerView(row: RunnersTable, online: boolean): RunnerView {
     created_at: row.created_at,
     last_seen_at: row.last_seen_at,
     capabilities: state.capabilities,
-    packs: state.packs.map((p) => ({ name: p.name, version: p.version, hash: p.hash, actions: p.actions })),
+    // Risk and argument schemas, when the runner advertises them, feed the dashboard's
+    // catalog (risk badges, typed forms) and MCP's list_actions.
+    packs: state.packs.map((p) => ({
+      name: p.name,
+      version: p.version,
+      hash: p.hash,
+      actions: p.actions,
+      ...(p.action_risks === undefined ? {} : { action_risks: p.action_risks }),
+      ...(p.action_specs === undefined ? {} : { action_specs: p.action_specs }),
+    })),
   };
 }
 
