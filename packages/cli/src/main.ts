@@ -4,6 +4,7 @@ import { registerActionCommands } from './commands/action.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerPackCommands } from './commands/pack.js';
 import { registerRunnerCommands } from './commands/runner.js';
+import { registerSandboxCommands } from './commands/sandbox.js';
 import { registerServerCommand } from './commands/server.js';
 import { registerLaterCommands } from './commands/later.js';
 import { registerMcpCommands } from './commands/mcp.js';
@@ -45,6 +46,7 @@ Docs: docs/architecture.md, docs/action-packs.md, docs/security-model.md`,
   registerAuditCommands(program);
   registerPolicyCommands(program);
   registerMcpCommands(program);
+  registerSandboxCommands(program);
   registerLaterCommands(program);
   return program;
 }

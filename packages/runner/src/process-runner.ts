@@ -113,7 +113,8 @@ export function runProcess(plan: SpawnPlan, onLine: LineSink, signal?: AbortSign
       stderr: new LineSplitter(MAX_LINE_CHARS, (line, partial) => onLine('stderr', line, partial)),
     };
     const take = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
-      if (truncated) return;
+      // Nothing is delivered after the outcome is settled (late data from a lingering pipe).
+      if (truncated || settled) return;
       const room = plan.limits.output_bytes - outputBytes;
       if (chunk.length > room) {
         truncated = true;
@@ -132,7 +133,6 @@ export function runProcess(plan: SpawnPlan, onLine: LineSink, signal?: AbortSign
 
     const finish = (exitCode: number | null, sig: NodeJS.Signals | null, spawnError?: string): void => {
       if (settled) return;
-      settled = true;
       clearTimeout(timer);
       if (killTimer !== undefined) clearTimeout(killTimer);
       signal?.removeEventListener('abort', onAbort);
@@ -140,6 +140,9 @@ export function runProcess(plan: SpawnPlan, onLine: LineSink, signal?: AbortSign
       killGroup('SIGKILL');
       splitters.stdout.end();
       splitters.stderr.end();
+      settled = true;
+      child.stdout?.destroy();
+      child.stderr?.destroy();
       resolvePromise({
         exitCode,
         signal: sig,
@@ -158,7 +161,8 @@ export function runProcess(plan: SpawnPlan, onLine: LineSink, signal?: AbortSign
       // 'close' arrives, then settle.
       killGroup('SIGKILL');
       child.on('close', () => finish(code, sig));
-      setTimeout(() => finish(code, sig), 1000).unref();
+      // If a descendant outside the group still holds a pipe, give up waiting after a while.
+      setTimeout(() => finish(code, sig), 5000).unref();
     });
   });
 }

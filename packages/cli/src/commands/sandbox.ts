@@ -448,7 +448,12 @@ Docs: docs/sandbox.md`,
     .command('build')
     .description('build the guest images from Debian packages (apt-get download; nothing is installed on the host)')
     .option('--force', 'rebuild even if the recipes are unchanged')
-    .option('--dir <path>', 'image cache directory', imageCacheDir())
+    .addOption(
+      new Option('--dir <path>', 'image cache directory').default(
+        imageCacheDir(),
+        '$AIRLOCK_IMAGE_CACHE or $AIRLOCK_HOME/images',
+      ),
+    )
     .addHelpText(
       'after',
       '\nRecipes live in guest/kernel.json and guest/packs/*.json; airlock-init is compiled\nwith musl-gcc -static -Os. Checksums are written to <dir>/manifest.json.',
