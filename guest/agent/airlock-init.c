@@ -655,7 +655,13 @@ static void on_frame(void *ctx, uint8_t type, uint32_t id, const uint8_t *payloa
       if (r.failed || r.left || sig < 1 || sig > 64) return send_error(id, AL_E_BAD_REQUEST, "bad signal");
       pr = proc_by_id(id);
       if (!pr) return send_error(id, AL_E_UNKNOWN_ID, "no process with id %u", id);
-      if (!pr->reaped) kill(-pr->pid, (int)sig);
+      /* SIGKILL means "end this exec": take its whole session, as a timeout does. */
+      if (!pr->reaped) {
+        if (sig == SIGKILL)
+          kill_session(pr->pid);
+        else
+          kill(-pr->pid, (int)sig);
+      }
       return;
     }
     case AL_T_PUT_BEGIN:

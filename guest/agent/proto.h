@@ -33,7 +33,7 @@
 #define AL_T_PING 0x02     /* payload: opaque (<= 64 bytes), echoed in PONG */
 #define AL_T_EXEC 0x03     /* u32 timeout_ms, u32 output_limit, u8 flags, u16 argc, u16 envc, str cwd, str argv[argc], str env[envc] */
 #define AL_T_STDIN 0x04    /* bytes for the process's stdin; empty payload closes it */
-#define AL_T_SIGNAL 0x05   /* u32 signal number, sent to the process group */
+#define AL_T_SIGNAL 0x05   /* u32 signal number, sent to the process group (SIGKILL: the whole session) */
 #define AL_T_PUT_BEGIN 0x06 /* u32 mode, str path */
 #define AL_T_PUT_DATA 0x07 /* bytes */
 #define AL_T_PUT_END 0x08  /* empty; guest answers OK or ERROR */
