@@ -156,7 +156,7 @@ describe('airlock CLI', () => {
   test('up (npm start) brings up the control plane and a local runner; the printed API key dispatches with curl-like calls', async () => {
     const { freePort, spawnAirlock, until } = await import('./testing/processes.js');
     const port = await freePort();
-    const up = spawnAirlock(['up', '--listen', `127.0.0.1:${port}`], { AIRLOCK_HOME: join(home, 'up') });
+    const up = spawnAirlock(['up', '--listen', `127.0.0.1:${port}`, '--no-sandbox'], { AIRLOCK_HOME: join(home, 'up') });
     try {
       await up.waitFor(/ready \(Ctrl-C to stop\)/, 60_000);
       const out = up.output();

@@ -42,6 +42,12 @@ export function registerMcpCommands(program: Command): void {
       } catch (err) {
         throw new AirlockError('invalid_config', `cannot use the control plane at ${server}: ${(err as Error).message}`);
       }
+      // The tool surface changes with trust decisions and runners: take a baseline now, poll, announce.
+      const fingerprint = async (): Promise<string> => {
+        const [a, r] = await Promise.all([backend.listActions().catch(() => []), backend.listRunners().catch(() => [])]);
+        return JSON.stringify([a.map((x) => [x.runner_id, x.id, x.pack_hash, x.trusted, x.runner_online]), r.map((x) => [x.id, x.status])]);
+      };
+      let last = await fingerprint();
       const live = new Set<McpServer>();
       const handle = serveStdio(
         async () => {
@@ -51,12 +57,9 @@ export function registerMcpCommands(program: Command): void {
         },
         { onerror: (err) => process.stderr.write(`airlock mcp: ${err.message}\n`) },
       );
-      // The tool surface changes with trust decisions and runners: poll and announce.
-      let last: string | undefined;
       const poll = setInterval(() => {
-        void Promise.all([backend.listActions().catch(() => []), backend.listRunners().catch(() => [])]).then(([a, r]) => {
-          const fp = JSON.stringify([a.map((x) => [x.runner_id, x.id, x.pack_hash, x.trusted, x.runner_online]), r.map((x) => [x.id, x.status])]);
-          if (last !== undefined && fp !== last) for (const s of live) if (s.isConnected()) s.sendToolListChanged();
+        void fingerprint().then((fp) => {
+          if (fp !== last) for (const s of live) if (s.isConnected()) s.sendToolListChanged();
           last = fp;
         });
       }, Number(process.env['AIRLOCK_MCP_POLL_MS'] ?? 5000));

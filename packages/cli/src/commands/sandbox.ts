@@ -37,7 +37,8 @@ function out(json: boolean | undefined, data: unknown, human: () => string): voi
 }
 
 /** A terminal progress bar for image builds (plain lines when not a TTY). */
-function progressBar(step: number, total: number, message: string): void {
+/** Image build progress on stderr: a bar on a terminal, one line per step otherwise. */
+export function progressBar(step: number, total: number, message: string): void {
   if (process.stderr.isTTY) {
     const width = 24;
     const done = Math.round((step / total) * width);
