@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 
 const main = new URL('../dist/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(main))) {
-  process.stderr.write('airlock: the CLI is not built yet; run "npm run build" (or "npm start") in the airlock folder first\n');
+  process.stderr.write(
+    'airlock: the CLI is not built yet; run "npm run build" (or "npm start") in the airlock folder first\n',
+  );
   process.exit(70);
 }
 // A closed pipe (`airlock … | head`) ends the command quietly, like other Unix tools.

@@ -107,7 +107,13 @@ describe('airlock CLI', () => {
     const dir = join(home, 'badpack');
     const s = airlock('pack', 'new', 'badpack', '--dir', home);
     assert.equal(s.code, 0, s.err);
-    writeFileSync(join(dir, 'actions', 'greet.yaml'), readFileSync(join(dir, 'actions', 'greet.yaml'), 'utf8').replace('max_length: 64', 'max_length: 64\n    bogus: 1'));
+    writeFileSync(
+      join(dir, 'actions', 'greet.yaml'),
+      readFileSync(join(dir, 'actions', 'greet.yaml'), 'utf8').replace(
+        'max_length: 64',
+        'max_length: 64\n    bogus: 1',
+      ),
+    );
     const bad = airlock('pack', 'validate', dir);
     assert.equal(bad.code, 1);
     assert.match(bad.out, /actions\/greet\.yaml: args\.who/);
@@ -126,13 +132,21 @@ describe('airlock CLI', () => {
   test('docs/packs.md is generated from the catalog and up to date', () => {
     const r = airlock('pack', 'docs', 'packs');
     assert.equal(r.code, 0, r.err);
-    assert.equal(r.out, readFileSync(join(root, 'docs', 'packs.md'), 'utf8'), 'run "npm run docs:packs" and commit docs/packs.md');
+    assert.equal(
+      r.out,
+      readFileSync(join(root, 'docs', 'packs.md'), 'utf8'),
+      'run "npm run docs:packs" and commit docs/packs.md',
+    );
   });
 
   test('runner state advertises identity, version, packs with hashes and capabilities', () => {
     const r = airlock('runner', 'state', '--json');
     assert.equal(r.code, 0, r.err);
-    const s = JSON.parse(r.out) as { version: string; capabilities: string[]; packs: { name: string; hash: string; actions: unknown[] }[] };
+    const s = JSON.parse(r.out) as {
+      version: string;
+      capabilities: string[];
+      packs: { name: string; hash: string; actions: unknown[] }[];
+    };
     assert.deepEqual(s.capabilities, ['actions']);
     assert.ok(s.packs.some((p) => p.name === 'linux-core' && /^sha256:/.test(p.hash) && p.actions.length > 0));
   });
@@ -156,7 +170,9 @@ describe('airlock CLI', () => {
   test('up (npm start) brings up the control plane and a local runner; the printed API key dispatches with curl-like calls', async () => {
     const { freePort, spawnAirlock, until } = await import('./testing/processes.js');
     const port = await freePort();
-    const up = spawnAirlock(['up', '--listen', `127.0.0.1:${port}`, '--no-sandbox'], { AIRLOCK_HOME: join(home, 'up') });
+    const up = spawnAirlock(['up', '--listen', `127.0.0.1:${port}`, '--no-sandbox'], {
+      AIRLOCK_HOME: join(home, 'up'),
+    });
     try {
       await up.waitFor(/ready \(Ctrl-C to stop\)/, 60_000);
       const out = up.output();
@@ -171,17 +187,31 @@ describe('airlock CLI', () => {
       const created = await fetch(`${base}/api/v1/runs`, {
         method: 'POST',
         headers,
-        body: JSON.stringify({ runner: 'local', action: 'showcase.echo', args: { message: 'hello' }, reason: 'npm start test' }),
+        body: JSON.stringify({
+          runner: 'local',
+          action: 'showcase.echo',
+          args: { message: 'hello' },
+          reason: 'npm start test',
+        }),
       });
       assert.equal(created.status, 201);
       const id = ((await created.json()) as { id: string }).id;
-      const done = await until(async () => {
-        const r = (await (await fetch(`${base}/api/v1/runs/${id}`, { headers })).json()) as { status: string };
-        return r.status === 'success' ? r : undefined;
-      }, 20_000, 'the run');
+      const done = await until(
+        async () => {
+          const r = (await (await fetch(`${base}/api/v1/runs/${id}`, { headers })).json()) as { status: string };
+          return r.status === 'success' ? r : undefined;
+        },
+        20_000,
+        'the run',
+      );
       assert.equal(done.status, 'success');
-      const output = (await (await fetch(`${base}/api/v1/runs/${id}/output`, { headers })).json()) as { lines: { line: string }[] };
-      assert.deepEqual(output.lines.map((l) => l.line), ['hello']);
+      const output = (await (await fetch(`${base}/api/v1/runs/${id}/output`, { headers })).json()) as {
+        lines: { line: string }[];
+      };
+      assert.deepEqual(
+        output.lines.map((l) => l.line),
+        ['hello'],
+      );
     } finally {
       await up.kill('SIGINT');
     }

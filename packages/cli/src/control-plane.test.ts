@@ -22,33 +22,48 @@ for (const { name, create } of testDatabases()) {
     let api: ReturnType<typeof apiClient>;
 
     const startServer = async (): Promise<void> => {
-      server = spawnAirlock(['server', '--listen', `127.0.0.1:${port}`, '--database', t.url], { AIRLOCK_HOME: join(dir, 'server') });
+      server = spawnAirlock(['server', '--listen', `127.0.0.1:${port}`, '--database', t.url], {
+        AIRLOCK_HOME: join(dir, 'server'),
+      });
       await server.waitFor(/listening on/);
     };
     const runnerConfig = (rn: string, packs: string): string => {
       const home = join(dir, rn);
       mkdirSync(home, { recursive: true });
       const file = join(home, 'runner.yaml');
-      writeFileSync(file, `name: ${rn}\npacks: [${JSON.stringify(packs)}]\nlog: ${JSON.stringify(join(home, 'events.jsonl'))}\n`);
+      writeFileSync(
+        file,
+        `name: ${rn}\npacks: [${JSON.stringify(packs)}]\nlog: ${JSON.stringify(join(home, 'events.jsonl'))}\n`,
+      );
       return file;
     };
     const startRunner = async (rn: string, extra: string[] = []): Promise<AirlockProcess> => {
-      const p = spawnAirlock(['runner', 'connect', '--config', join(dir, rn, 'runner.yaml'), '--server', url, ...extra], { AIRLOCK_HOME: join(dir, rn) });
+      const p = spawnAirlock(
+        ['runner', 'connect', '--config', join(dir, rn, 'runner.yaml'), '--server', url, ...extra],
+        { AIRLOCK_HOME: join(dir, rn) },
+      );
       runners.set(rn, p);
       await p.waitFor(/connected to the control plane|connecting to/);
       return p;
     };
-    const runnerRow = async (rn: string) => (await api('GET', '/api/v1/runners')).body.runners.find((r: { name: string }) => r.name === rn);
+    const runnerRow = async (rn: string) =>
+      (await api('GET', '/api/v1/runners')).body.runners.find((r: { name: string }) => r.name === rn);
     const run = async (runner: string, action: string, args: Record<string, unknown>, reason = 'test') => {
       const r = await api('POST', '/api/v1/runs', { runner, action, args, reason });
       return r;
     };
     const runStatus = async (id: string) => (await api('GET', `/api/v1/runs/${id}`)).body;
     const final = (id: string, ms = 30_000) =>
-      until(async () => {
-        const r = await runStatus(id);
-        return ['success', 'failure', 'validation_failed', 'error', 'timeout', 'cancelled'].includes(r.status) ? r : undefined;
-      }, ms, `run ${id} to finish`);
+      until(
+        async () => {
+          const r = await runStatus(id);
+          return ['success', 'failure', 'validation_failed', 'error', 'timeout', 'cancelled'].includes(r.status)
+            ? r
+            : undefined;
+        },
+        ms,
+        `run ${id} to finish`,
+      );
 
     before(async () => {
       t = await create();
@@ -58,7 +73,14 @@ for (const { name, create } of testDatabases()) {
       await startServer();
       const db = await openDatabase(t.url);
       const org = (await db.kysely.selectFrom('orgs').select('id').executeTakeFirstOrThrow()).id;
-      const key = await mintTestKey(db, org, await ownerId(db, org), ['runs:read', 'runs:write', 'runners:read', 'runners:write', 'packs:read', 'packs:trust']);
+      const key = await mintTestKey(db, org, await ownerId(db, org), [
+        'runs:read',
+        'runs:write',
+        'runners:read',
+        'runners:write',
+        'packs:read',
+        'packs:trust',
+      ]);
       await db.close();
       api = apiClient(url, key);
       // r1 serves the bundled showcase pack; r2 a copy we can change.
@@ -70,7 +92,11 @@ for (const { name, create } of testDatabases()) {
         assert.equal(created.status, 201, JSON.stringify(created.body));
         await startRunner(rn, ['--bootstrap-key', created.body.bootstrap_key]);
       }
-      await until(async () => (await runnerRow('r1'))?.online && (await runnerRow('r2'))?.online, 20_000, 'both runners online');
+      await until(
+        async () => (await runnerRow('r1'))?.online && (await runnerRow('r2'))?.online,
+        20_000,
+        'both runners online',
+      );
       const packs = (await api('GET', '/api/v1/packs')).body.packs;
       assert.equal(packs.length, 1, 'both runners advertise the same showcase hash');
       assert.equal((await api('POST', `/api/v1/packs/${packs[0].id}/trust`, { comment: 'e2e' })).status, 200);
@@ -136,8 +162,13 @@ for (const { name, create } of testDatabases()) {
 
     test('a changed pack on a runner blocks dispatch until trusted', async () => {
       const file = join(dir, 'r2-packs', 'showcase', 'actions', 'echo.yaml');
-      writeFileSync(file, readFileSync(file, 'utf8').replace('title: Echo a message', 'title: Echo a message (changed)'));
-      const reload = spawnAirlock(['runner', 'reload', '--config', join(dir, 'r2', 'runner.yaml')], { AIRLOCK_HOME: join(dir, 'r2') });
+      writeFileSync(
+        file,
+        readFileSync(file, 'utf8').replace('title: Echo a message', 'title: Echo a message (changed)'),
+      );
+      const reload = spawnAirlock(['runner', 'reload', '--config', join(dir, 'r2', 'runner.yaml')], {
+        AIRLOCK_HOME: join(dir, 'r2'),
+      });
       await reload.waitFor(/sent SIGHUP/);
       const pending = await until(
         async () => (await api('GET', '/api/v1/packs?status=pending')).body.packs[0] as { id: string } | undefined,
@@ -147,12 +178,19 @@ for (const { name, create } of testDatabases()) {
       const blocked = await run('r2', 'showcase.echo', { message: 'x' });
       assert.equal(blocked.status, 409);
       assert.equal(blocked.body.error.code, 'pack_untrusted');
-      const detail = await until(async () => {
-        const d = (await api('GET', `/api/v1/packs/${pending.id}`)).body;
-        return d.files.some((f: { diff: string | null }) => f.diff !== null) ? d : undefined;
-      }, 10_000, 'file contents for the diff');
+      const detail = await until(
+        async () => {
+          const d = (await api('GET', `/api/v1/packs/${pending.id}`)).body;
+          return d.files.some((f: { diff: string | null }) => f.diff !== null) ? d : undefined;
+        },
+        10_000,
+        'file contents for the diff',
+      );
       const changed = detail.files.filter((f: { change: string }) => f.change === 'changed');
-      assert.deepEqual(changed.map((f: { path: string }) => f.path), ['actions/echo.yaml']);
+      assert.deepEqual(
+        changed.map((f: { path: string }) => f.path),
+        ['actions/echo.yaml'],
+      );
       assert.match(changed[0].diff, /\+ title: Echo a message \(changed\)/);
       assert.equal((await api('POST', `/api/v1/packs/${pending.id}/trust`, {})).status, 200);
       const ok = await run('r2', 'showcase.echo', { message: 'x' });
@@ -167,7 +205,9 @@ for (const { name, create } of testDatabases()) {
       await until(() => proc.child.exitCode !== null, 10_000, 'the revoked runner to exit');
       assert.equal(proc.child.exitCode, 1);
       assert.match(proc.output(), /revoked/);
-      const again = spawnAirlock(['runner', 'connect', '--config', join(dir, 'r1', 'runner.yaml'), '--server', url], { AIRLOCK_HOME: join(dir, 'r1') });
+      const again = spawnAirlock(['runner', 'connect', '--config', join(dir, 'r1', 'runner.yaml'), '--server', url], {
+        AIRLOCK_HOME: join(dir, 'r1'),
+      });
       await until(() => again.child.exitCode !== null, 10_000, 'the refused runner to exit');
       assert.equal(again.child.exitCode, 1);
       assert.match(again.output(), /refused the runner token/);

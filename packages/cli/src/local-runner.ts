@@ -1,5 +1,12 @@
 import { userInfo } from 'node:os';
-import { ActionEngine, type Catalog, loadCatalog, type Principal, type RunnerConfig, SecurityLog } from '@airlock/runner';
+import {
+  ActionEngine,
+  type Catalog,
+  loadCatalog,
+  type Principal,
+  type RunnerConfig,
+  SecurityLog,
+} from '@airlock/runner';
 
 /** A runner engine in this process, for local verbs (`action run`, `pack test`). */
 export interface LocalRunner {

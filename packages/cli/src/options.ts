@@ -15,7 +15,8 @@ export function collectKeyValue(flag: string) {
 /** Parse a positive integer option, naming the flag on error. */
 export function positiveInt(flag: string, max: number) {
   return (value: string): number => {
-    if (!/^\d+$/.test(value)) throw new AirlockError('invalid_args', `${flag}: expected a whole number, got ${JSON.stringify(value)}`);
+    if (!/^\d+$/.test(value))
+      throw new AirlockError('invalid_args', `${flag}: expected a whole number, got ${JSON.stringify(value)}`);
     const n = Number.parseInt(value, 10);
     if (n < 1 || n > max) throw new AirlockError('invalid_args', `${flag}: must be between 1 and ${max}, got ${n}`);
     return n;

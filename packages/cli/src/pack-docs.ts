@@ -12,11 +12,21 @@ export function renderPackDocs(catalog: Catalog): string {
     '',
     '| pack | version | actions | hash |',
     '|---|---|---|---|',
-    ...catalog.packs.map(({ pack }) => `| [${pack.name}](#${pack.name}) | ${pack.version} | ${pack.actions.length} | \`${pack.hash.slice(0, 19)}…\` |`),
+    ...catalog.packs.map(
+      ({ pack }) =>
+        `| [${pack.name}](#${pack.name}) | ${pack.version} | ${pack.actions.length} | \`${pack.hash.slice(0, 19)}…\` |`,
+    ),
     '',
   ];
   for (const { pack } of catalog.packs) {
-    out.push(`## ${pack.name}`, '', esc(pack.manifest.description), '', '| action | risk | what it does | arguments |', '|---|---|---|---|');
+    out.push(
+      `## ${pack.name}`,
+      '',
+      esc(pack.manifest.description),
+      '',
+      '| action | risk | what it does | arguments |',
+      '|---|---|---|---|',
+    );
     for (const a of pack.actions) {
       const args = Object.entries(a.args)
         .map(([n, s]) => `\`${n}\` ${s.type}${s.required ? ' (required)' : ''}`)

@@ -25,7 +25,10 @@ export function parsePackTest(text: string, file: string): PackTest {
   if (doc.errors.length > 0) throw new AirlockError('invalid_yaml', `${file}: ${doc.errors[0]!.message}`);
   const r = PackTestSchema.safeParse(doc.toJS());
   if (!r.success) {
-    throw new AirlockError('invalid_spec', r.error.issues.map((i) => `${file}: ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n'));
+    throw new AirlockError(
+      'invalid_spec',
+      r.error.issues.map((i) => `${file}: ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n'),
+    );
   }
   return r.data;
 }

@@ -4,8 +4,8 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { AirlockError } from '@airlock/core';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import type { SigningConfig } from './signing/verify.js';
 import { bundledPacksDir, DEFAULT_ACTION_PATH, defaultSecurityLogPath } from './paths.js';
+import type { SigningConfig } from './signing/verify.js';
 
 const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>');
 
@@ -17,7 +17,9 @@ const ConfigSchema = z
       .optional(),
     server: z.string().url('must be a URL such as wss://airlock.example.com').optional(),
     token_file: z.string().min(1).optional(),
-    labels: z.record(z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'label names are lowercase'), z.string().max(128)).optional(),
+    labels: z
+      .record(z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'label names are lowercase'), z.string().max(128))
+      .optional(),
     packs: z.array(z.string().min(1)).min(1, 'list at least one pack directory').optional(),
     trusted: z.record(z.string(), digest).optional(),
     path: z
@@ -28,8 +30,13 @@ const ConfigSchema = z
     concurrency: z.number().int().min(1).max(64).optional(),
     signing: z
       .strictObject({
-        root_public_key: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be a raw Ed25519 public key in base64url (43 characters)'),
-        require_tiers: z.array(z.enum(['read', 'change', 'destructive'])).min(1).default(['destructive']),
+        root_public_key: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{43}$/, 'must be a raw Ed25519 public key in base64url (43 characters)'),
+        require_tiers: z
+          .array(z.enum(['read', 'change', 'destructive']))
+          .min(1)
+          .default(['destructive']),
       })
       .optional(),
   })
@@ -93,7 +100,12 @@ export function parseRunnerConfig(text: string, file: string, env: NodeJS.Proces
     logPath: c.log === undefined ? d.logPath : resolve(base, c.log),
     concurrency: c.concurrency ?? d.concurrency,
     signing:
-      c.signing === undefined ? undefined : Object.freeze({ rootPublicKey: c.signing.root_public_key, requireTiers: Object.freeze([...c.signing.require_tiers]) }),
+      c.signing === undefined
+        ? undefined
+        : Object.freeze({
+            rootPublicKey: c.signing.root_public_key,
+            requireTiers: Object.freeze([...c.signing.require_tiers]),
+          }),
   });
 }
 

@@ -5,12 +5,12 @@ import {
   type ActionSpec,
   type ArgValue,
   type AuditEvent,
+  type ClampRecord,
   canonicalJson,
   clampLimits,
   createRedactor,
-  type ClampRecord,
-  type ErrorCode,
   type EffectiveLimits,
+  type ErrorCode,
   type Redactor,
   redactValue,
   renderArgv,
@@ -189,7 +189,11 @@ export class ActionEngine {
       // 1. The action is declared by a loaded pack.
       const found = catalog.findAction(req.action);
       if (found === undefined) {
-        throw new Refusal('validation_failed', 'unknown_action', `action ${JSON.stringify(req.action)} is not declared by any loaded pack`);
+        throw new Refusal(
+          'validation_failed',
+          'unknown_action',
+          `action ${JSON.stringify(req.action)} is not declared by any loaded pack`,
+        );
       }
       const { loaded, action } = found;
       packHash = loaded.pack.hash;
@@ -198,10 +202,18 @@ export class ActionEngine {
       // 2. The pack is the one the requester (or the local config) trusts.
       const trusted = this.config.trusted[loaded.pack.name];
       if (trusted !== undefined && trusted !== loaded.pack.hash) {
-        throw new Refusal('error', 'pack_hash_mismatch', `pack ${loaded.pack.name} has hash ${loaded.pack.hash}, config trusts ${trusted}`);
+        throw new Refusal(
+          'error',
+          'pack_hash_mismatch',
+          `pack ${loaded.pack.name} has hash ${loaded.pack.hash}, config trusts ${trusted}`,
+        );
       }
       if (req.packHash !== undefined && req.packHash !== loaded.pack.hash) {
-        throw new Refusal('error', 'pack_hash_mismatch', `pack ${loaded.pack.name} has hash ${loaded.pack.hash}, request trusts ${req.packHash}`);
+        throw new Refusal(
+          'error',
+          'pack_hash_mismatch',
+          `pack ${loaded.pack.name} has hash ${loaded.pack.hash}, request trusts ${req.packHash}`,
+        );
       }
 
       // 3. Arguments, with symlinks resolved before allow/deny.
@@ -210,19 +222,31 @@ export class ActionEngine {
         resolvePath: (p: string) => realpathSync(p),
       });
       if (!args.ok) {
-        throw new Refusal('validation_failed', 'invalid_args', args.errors.map((e) => `${e.field}: ${e.message}`).join('; '));
+        throw new Refusal(
+          'validation_failed',
+          'invalid_args',
+          args.errors.map((e) => `${e.field}: ${e.message}`).join('; '),
+        );
       }
 
       // 4. Limits clamped into the action's bounds.
       const lim = clampLimits(action, req.limits);
       if (!lim.ok) {
-        throw new Refusal('validation_failed', 'invalid_limits', lim.errors.map((e) => `${e.field}: ${e.message}`).join('; '));
+        throw new Refusal(
+          'validation_failed',
+          'invalid_limits',
+          lim.errors.map((e) => `${e.field}: ${e.message}`).join('; '),
+        );
       }
       clamped = lim.clamped;
 
       const rendered = renderArgv(action, args.values);
       if (!rendered.ok) {
-        throw new Refusal('validation_failed', 'invalid_args', rendered.errors.map((e) => `${e.field}: ${e.message}`).join('; '));
+        throw new Refusal(
+          'validation_failed',
+          'invalid_args',
+          rendered.errors.map((e) => `${e.field}: ${e.message}`).join('; '),
+        );
       }
 
       // 5. Binaries on the configured PATH; 6. scripts unchanged since load.
@@ -257,8 +281,13 @@ export class ActionEngine {
         truncated: outcome.truncated,
         outputBytes: outcome.outputBytes,
         outputDigest: `sha256:${digest.digest('hex')}`,
-        error: outcome.truncated ? { code: 'output_truncated', message: `output exceeded ${plan.limits.output_bytes} bytes; process killed` } : null,
-        data: { argv: outcome.osArgv.slice(outcome.osArgv.indexOf(plan.file)).map((a) => redactor.redactLine(a).text), signal: outcome.signal },
+        error: outcome.truncated
+          ? { code: 'output_truncated', message: `output exceeded ${plan.limits.output_bytes} bytes; process killed` }
+          : null,
+        data: {
+          argv: outcome.osArgv.slice(outcome.osArgv.indexOf(plan.file)).map((a) => redactor.redactLine(a).text),
+          signal: outcome.signal,
+        },
       });
     } catch (e) {
       if (e instanceof Refusal) return record(e.status, { error: { code: e.code, message: e.message } });
@@ -271,7 +300,11 @@ export class ActionEngine {
     const pathVar = this.config.path;
     for (const bin of action.requires) {
       if (findBinary(bin, pathVar) === undefined) {
-        throw new Refusal('error', 'binary_not_found', `${bin} (required by ${action.id}) is not on the runner PATH ${pathVar}`);
+        throw new Refusal(
+          'error',
+          'binary_not_found',
+          `${bin} (required by ${action.id}) is not on the runner PATH ${pathVar}`,
+        );
       }
     }
     const env = this.childEnv(action);
@@ -279,11 +312,13 @@ export class ActionEngine {
       const [bin, ...rest] = argv;
       if (bin === undefined) throw new Refusal('error', 'invalid_template', `${action.id}: empty argv`);
       const file = findBinary(bin, pathVar);
-      if (file === undefined) throw new Refusal('error', 'binary_not_found', `${bin} is not on the runner PATH ${pathVar}`);
+      if (file === undefined)
+        throw new Refusal('error', 'binary_not_found', `${bin} is not on the runner PATH ${pathVar}`);
       return { file, args: rest, env, cwd: '/', limits };
     }
     const script = action.script;
-    if (script === undefined) throw new Refusal('error', 'invalid_spec', `${action.id}: script action without a script`);
+    if (script === undefined)
+      throw new Refusal('error', 'invalid_spec', `${action.id}: script action without a script`);
     const scriptPath = join(loaded.dir, script.path);
     const expected = loaded.pack.scripts.get(script.path);
     let actual: string;
@@ -293,11 +328,16 @@ export class ActionEngine {
       throw new Refusal('error', 'script_tampered', `${script.path}: cannot read script: ${(e as Error).message}`);
     }
     if (expected === undefined || actual !== expected) {
-      throw new Refusal('error', 'script_tampered', `${script.path} changed on disk since the pack was loaded (sha256 ${actual})`);
+      throw new Refusal(
+        'error',
+        'script_tampered',
+        `${script.path} changed on disk since the pack was loaded (sha256 ${actual})`,
+      );
     }
     if (script.interpreter !== undefined) {
       const interp = findBinary(script.interpreter, pathVar);
-      if (interp === undefined) throw new Refusal('error', 'binary_not_found', `${script.interpreter} is not on the runner PATH ${pathVar}`);
+      if (interp === undefined)
+        throw new Refusal('error', 'binary_not_found', `${script.interpreter} is not on the runner PATH ${pathVar}`);
       return { file: interp, args: [scriptPath, ...argv], env, cwd: '/', limits };
     }
     return { file: scriptPath, args: [...argv], env, cwd: '/', limits };

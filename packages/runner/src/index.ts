@@ -24,5 +24,15 @@ export { readPackFiles } from './pack-dir.js';
 export { airlockHome, bundledPacksDir, DEFAULT_ACTION_PATH, defaultSecurityLogPath } from './paths.js';
 export { KILL_GRACE_MS, MAX_LINE_CHARS, runProcess, type SpawnPlan } from './process-runner.js';
 export { SecurityLog, verifyLogFile } from './security-log.js';
+export {
+  DispatchVerifier,
+  generateSigningKey,
+  NonceStore,
+  publicKeyFromRaw,
+  SIGNATURE_REFUSALS,
+  type SignatureRefusalCode,
+  type SigningConfig,
+  signRaw,
+  verifyRaw,
+} from './signing/index.js';
 export { type RunnerState, runnerState } from './state.js';
-export { DispatchVerifier, generateSigningKey, NonceStore, publicKeyFromRaw, SIGNATURE_REFUSALS, type SignatureRefusalCode, type SigningConfig, signRaw, verifyRaw } from './signing/index.js';

@@ -7,9 +7,9 @@ import type { Command } from 'commander';
 import { ExitCode } from '../exit-codes.js';
 import { localPrincipal, openLocalRunner } from '../local-runner.js';
 import { emit, runnerConfigFrom } from '../options.js';
-import { parsePackTest } from '../pack-test.js';
 import { renderPackDocs } from '../pack-docs.js';
 import { scaffoldPack } from '../pack-scaffold.js';
+import { parsePackTest } from '../pack-test.js';
 
 /** `airlock pack …`: validate, hash, scaffold and document action packs. */
 export function registerPackCommands(program: Command): void {
@@ -26,8 +26,11 @@ export function registerPackCommands(program: Command): void {
     .action((dir: string, opts: { json?: boolean }) => {
       const res = loadPackDir(resolve(dir));
       if (!res.ok) {
-        emit(opts.json === true, { ok: false, dir, errors: res.failure.errors }, () =>
-          `${res.failure.errors.map((e) => `error: ${e}`).join('\n')}\n${dir}: ${res.failure.errors.length} error(s)\n`,
+        emit(
+          opts.json === true,
+          { ok: false, dir, errors: res.failure.errors },
+          () =>
+            `${res.failure.errors.map((e) => `error: ${e}`).join('\n')}\n${dir}: ${res.failure.errors.length} error(s)\n`,
         );
         process.exitCode = ExitCode.failure;
         return;
@@ -35,7 +38,13 @@ export function registerPackCommands(program: Command): void {
       const p = res.value.pack;
       emit(
         opts.json === true,
-        { ok: true, name: p.name, version: p.version, hash: p.hash, actions: p.actions.map((a) => ({ id: a.id, risk: a.risk, title: a.title })) },
+        {
+          ok: true,
+          name: p.name,
+          version: p.version,
+          hash: p.hash,
+          actions: p.actions.map((a) => ({ id: a.id, risk: a.risk, title: a.title })),
+        },
         () =>
           `${p.name} ${p.version}  ${p.hash}\n` +
           p.actions.map((a) => `  ${a.id.padEnd(32)} ${a.risk.padEnd(12)} ${a.title}`).join('\n') +
@@ -62,7 +71,10 @@ export function registerPackCommands(program: Command): void {
     .option('--namespace <ns>', 'action namespace (default: the name without dashes)')
     .action((name: string, opts: { dir: string; namespace?: string }) => {
       if (!/^[a-z][a-z0-9-]{0,62}$/.test(name)) {
-        throw new AirlockError('invalid_args', `name ${JSON.stringify(name)}: use lowercase letters, digits and dashes, starting with a letter`);
+        throw new AirlockError(
+          'invalid_args',
+          `name ${JSON.stringify(name)}: use lowercase letters, digits and dashes, starting with a letter`,
+        );
       }
       const target = resolve(opts.dir, name);
       if (existsSync(target)) throw new AirlockError('invalid_args', `${target} already exists`);
@@ -82,18 +94,28 @@ export function registerPackCommands(program: Command): void {
 
   pack
     .command('test')
-    .description('run the tests in a pack\'s tests/*.yaml for real on this host (separate scratch security log)')
+    .description("run the tests in a pack's tests/*.yaml for real on this host (separate scratch security log)")
     .argument('<dir>', 'pack folder')
     .option('-c, --config <file>', 'runner config file (YAML), for PATH')
     .action(async (dir: string, opts: { config?: string }) => {
       const packDir = resolve(dir);
       const testDir = join(packDir, 'tests');
-      const files = existsSync(testDir) ? readdirSync(testDir).filter((f) => f.endsWith('.yaml')).sort() : [];
+      const files = existsSync(testDir)
+        ? readdirSync(testDir)
+            .filter((f) => f.endsWith('.yaml'))
+            .sort()
+        : [];
       if (files.length === 0) throw new AirlockError('invalid_args', `${dir}: no tests/*.yaml to run`);
       const scratch = mkdtempSync(join(tmpdir(), 'airlock-pack-test-'));
       const base = runnerConfigFrom(opts);
-      const { engine, catalog } = openLocalRunner({ ...base, packDirs: [packDir], logPath: join(scratch, 'events.jsonl'), trusted: {} });
-      if (catalog.failures.length > 0) throw new AirlockError('invalid_spec', catalog.failures.flatMap((f) => f.errors).join('\n'));
+      const { engine, catalog } = openLocalRunner({
+        ...base,
+        packDirs: [packDir],
+        logPath: join(scratch, 'events.jsonl'),
+        trusted: {},
+      });
+      if (catalog.failures.length > 0)
+        throw new AirlockError('invalid_spec', catalog.failures.flatMap((f) => f.errors).join('\n'));
       let failed = 0;
       try {
         for (const f of files) {
@@ -104,7 +126,8 @@ export function registerPackCommands(program: Command): void {
             { onOutput: (l) => void (l.stream === 'stdout' && out.push(l.line)) },
           );
           const problems: string[] = [];
-          if (r.status !== t.expect.status) problems.push(`status ${r.status}, expected ${t.expect.status}${r.error ? ` (${r.error.message})` : ''}`);
+          if (r.status !== t.expect.status)
+            problems.push(`status ${r.status}, expected ${t.expect.status}${r.error ? ` (${r.error.message})` : ''}`);
           const stdout = out.join('\n');
           if (t.expect.stdout_contains !== undefined && !stdout.includes(t.expect.stdout_contains)) {
             problems.push(`stdout does not contain ${JSON.stringify(t.expect.stdout_contains)}`);
@@ -127,7 +150,8 @@ export function registerPackCommands(program: Command): void {
     .description('print the JSON Schema of pack.yaml or of an action file (for editors)')
     .argument('<which>', '"pack" or "action"')
     .action((which: string) => {
-      if (which !== 'pack' && which !== 'action') throw new AirlockError('invalid_args', `which: expected "pack" or "action", got ${JSON.stringify(which)}`);
+      if (which !== 'pack' && which !== 'action')
+        throw new AirlockError('invalid_args', `which: expected "pack" or "action", got ${JSON.stringify(which)}`);
       const schema = which === 'pack' ? packManifestJsonSchema() : actionSpecJsonSchema();
       process.stdout.write(`${JSON.stringify(schema, null, 2)}\n`);
     });
@@ -140,7 +164,10 @@ export function registerPackCommands(program: Command): void {
     .action((dir: string, opts: { out?: string }) => {
       const catalog = loadCatalog([resolve(dir)]);
       if (catalog.failures.length > 0) {
-        throw new AirlockError('invalid_spec', catalog.failures.flatMap((f) => f.errors.map((e) => `${basename(f.dir)}: ${e}`)).join('\n'));
+        throw new AirlockError(
+          'invalid_spec',
+          catalog.failures.flatMap((f) => f.errors.map((e) => `${basename(f.dir)}: ${e}`)).join('\n'),
+        );
       }
       const md = renderPackDocs(catalog);
       if (opts.out === undefined) process.stdout.write(md);

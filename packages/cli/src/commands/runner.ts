@@ -2,10 +2,10 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 import { AirlockError } from '@airlock/core';
 import { loadCatalog, redeemBootstrapKey, runnerState, startRunner } from '@airlock/runner';
-import { ExitCode } from '../exit-codes.js';
-import { untilSignal } from './server.js';
 import type { Command } from 'commander';
+import { ExitCode } from '../exit-codes.js';
 import { emit, runnerConfigFrom } from '../options.js';
+import { untilSignal } from './server.js';
 
 /** `airlock runner …`: the on-host runner. */
 export function registerRunnerCommands(program: Command): void {
@@ -23,10 +23,17 @@ export function registerRunnerCommands(program: Command): void {
         const lines = [
           `runner ${state.runner.name}  airlock ${state.version}  protocol ${state.protocol}`,
           `capabilities: ${state.capabilities.join(', ')}`,
-          `labels: ${Object.entries(state.labels).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)'}`,
+          `labels: ${
+            Object.entries(state.labels)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(', ') || '(none)'
+          }`,
           `security log: ${state.log}`,
           `packs (${state.packs.length}):`,
-          ...state.packs.map((p) => `  ${p.name.padEnd(14)} ${p.version.padEnd(8)} ${p.hash}  ${p.actions.length} actions  trust: ${p.trusted}`),
+          ...state.packs.map(
+            (p) =>
+              `  ${p.name.padEnd(14)} ${p.version.padEnd(8)} ${p.hash}  ${p.actions.length} actions  trust: ${p.trusted}`,
+          ),
         ];
         for (const f of state.failures) lines.push(`  FAILED ${f.dir}:`, ...f.errors.map((e) => `    ${e}`));
         return `${lines.join('\n')}\n`;
@@ -35,7 +42,9 @@ export function registerRunnerCommands(program: Command): void {
 
   runner
     .command('reload')
-    .description('ask the running runner to reload its packs (sends SIGHUP to the pid in runner.pid next to its security log)')
+    .description(
+      'ask the running runner to reload its packs (sends SIGHUP to the pid in runner.pid next to its security log)',
+    )
     .option('-c, --config <file>', 'runner config file (YAML), to find the runner state folder')
     .action((opts: { config?: string }) => {
       const pidFile = join(dirname(runnerConfigFrom(opts).logPath), 'runner.pid');
@@ -43,12 +52,18 @@ export function registerRunnerCommands(program: Command): void {
       try {
         pid = Number.parseInt(readFileSync(pidFile, 'utf8'), 10);
       } catch {
-        throw new AirlockError('not_available', `no running runner: ${pidFile} does not exist (start one with "airlock runner connect")`);
+        throw new AirlockError(
+          'not_available',
+          `no running runner: ${pidFile} does not exist (start one with "airlock runner connect")`,
+        );
       }
       try {
         process.kill(pid, 'SIGHUP');
       } catch (e) {
-        throw new AirlockError('not_available', `runner pid ${pid} from ${pidFile} is not running (${(e as Error).message})`);
+        throw new AirlockError(
+          'not_available',
+          `runner pid ${pid} from ${pidFile} is not running (${(e as Error).message})`,
+        );
       }
       process.stdout.write(`sent SIGHUP to runner pid ${pid}; it reloads its packs\n`);
     });
@@ -58,7 +73,10 @@ export function registerRunnerCommands(program: Command): void {
     .description('run the runner: dial out to the control plane and serve declared actions (never listens on a port)')
     .option('-c, --config <file>', 'runner config file (YAML)')
     .option('--server <url>', 'control-plane URL (overrides the config; env AIRLOCK_SERVER)')
-    .option('--bootstrap-key <key>', 'one-time key from "create runner"; exchanged for a token saved in $AIRLOCK_HOME/runner/token')
+    .option(
+      '--bootstrap-key <key>',
+      'one-time key from "create runner"; exchanged for a token saved in $AIRLOCK_HOME/runner/token',
+    )
     .addHelpText(
       'after',
       `
@@ -74,7 +92,11 @@ Example:
     .action(async (opts: { config?: string; server?: string; bootstrapKey?: string }) => {
       const config = runnerConfigFrom(opts);
       const serverUrl = opts.server ?? process.env['AIRLOCK_SERVER'] ?? config.server;
-      if (serverUrl === undefined) throw new AirlockError('invalid_config', 'no control plane: pass --server URL, set AIRLOCK_SERVER, or set "server" in the runner config');
+      if (serverUrl === undefined)
+        throw new AirlockError(
+          'invalid_config',
+          'no control plane: pass --server URL, set AIRLOCK_SERVER, or set "server" in the runner config',
+        );
       const tokenFile = config.tokenFile ?? join(dirname(config.logPath), 'token');
       let token = process.env['AIRLOCK_RUNNER_KEY'];
       if ((token === undefined || token === '') && opts.bootstrapKey !== undefined) {
@@ -85,9 +107,13 @@ Example:
         process.stderr.write(`registered as runner ${reg.name} (${reg.runnerId}); token saved to ${tokenFile}\n`);
         token = reg.token;
       }
-      if ((token === undefined || token === '') && existsSync(tokenFile)) token = readFileSync(tokenFile, 'utf8').trim();
+      if ((token === undefined || token === '') && existsSync(tokenFile))
+        token = readFileSync(tokenFile, 'utf8').trim();
       if (token === undefined || token === '') {
-        throw new AirlockError('invalid_config', `no runner credentials: pass --bootstrap-key, set AIRLOCK_RUNNER_KEY, or keep a token in ${tokenFile}`);
+        throw new AirlockError(
+          'invalid_config',
+          `no runner credentials: pass --bootstrap-key, set AIRLOCK_RUNNER_KEY, or keep a token in ${tokenFile}`,
+        );
       }
       const running = startRunner({
         config,
@@ -96,8 +122,13 @@ Example:
         manageProcess: true,
         logger: (level, msg) => process.stderr.write(`${new Date().toISOString()} ${level} ${msg}\n`),
       });
-      process.stderr.write(`runner ${config.name} connecting to ${serverUrl} (pid ${process.pid}; packs: ${running.engine.currentCatalog.packs.map((p) => p.pack.name).join(', ')})\n`);
-      const stop = await Promise.race([running.stopped, untilSignal(async () => running.stop()).then(() => ({ reason: 'closed' as const, detail: 'signal' }))]);
+      process.stderr.write(
+        `runner ${config.name} connecting to ${serverUrl} (pid ${process.pid}; packs: ${running.engine.currentCatalog.packs.map((p) => p.pack.name).join(', ')})\n`,
+      );
+      const stop = await Promise.race([
+        running.stopped,
+        untilSignal(async () => running.stop()).then(() => ({ reason: 'closed' as const, detail: 'signal' })),
+      ]);
       if (stop.reason !== 'closed') {
         process.stderr.write(`runner stopped: ${stop.detail}\n`);
         process.exitCode = ExitCode.failure;

@@ -40,7 +40,10 @@ Examples:
     .action(async (opts: { listen?: string; database?: string; publicUrl?: string; logLevel?: string }) => {
       const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
       if (opts.logLevel !== undefined && !levels.includes(opts.logLevel)) {
-        throw new AirlockError('invalid_config', `--log-level: expected one of ${levels.join(', ')}, got ${JSON.stringify(opts.logLevel)}`);
+        throw new AirlockError(
+          'invalid_config',
+          `--log-level: expected one of ${levels.join(', ')}, got ${JSON.stringify(opts.logLevel)}`,
+        );
       }
       // Loaded on use: the server stack is the heaviest import and most verbs never need it.
       const { createServer, serverConfig } = await import('@airlock/server');
@@ -57,11 +60,16 @@ Examples:
         url = await server.listen();
       } catch (e) {
         await server.close();
-        throw new AirlockError('invalid_config', `cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);
+        throw new AirlockError(
+          'invalid_config',
+          `cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`,
+        );
       }
       process.stderr.write(`airlock control plane listening on ${url} (database ${server.ctx.db.location})\n`);
       if (server.bootstrap.password !== undefined) {
-        process.stderr.write(`first-run owner: ${server.bootstrap.username} / ${server.bootstrap.password} (one-time password; change it after signing in)\n`);
+        process.stderr.write(
+          `first-run owner: ${server.bootstrap.username} / ${server.bootstrap.password} (one-time password; change it after signing in)\n`,
+        );
       }
       await untilSignal(() => server.close());
     });

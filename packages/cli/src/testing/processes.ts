@@ -37,7 +37,9 @@ export function spawnAirlock(args: string[], env: Record<string, string>): Airlo
         const m = out.match(re);
         if (m !== null) return m;
         if (child.exitCode !== null || Date.now() > end) {
-          throw new Error(`waited for ${re} ${child.exitCode !== null ? `(process exited ${child.exitCode})` : '(timed out)'}; output:\n${out}`);
+          throw new Error(
+            `waited for ${re} ${child.exitCode !== null ? `(process exited ${child.exitCode})` : '(timed out)'}; output:\n${out}`,
+          );
         }
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -64,7 +66,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 20_000, what = 'condition'): Promise<T> {
+export async function until<T>(
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  ms = 20_000,
+  what = 'condition',
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();

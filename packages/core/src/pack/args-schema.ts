@@ -25,7 +25,10 @@ function valueSchema(spec: ValueSpec | ListItemSpec): ArgsJsonSchema {
       };
     case 'path': {
       const s: ArgsJsonSchema = { type: 'string', pattern: '^/' };
-      const notes = [spec.allow.length > 0 ? `under ${spec.allow.join(', ')}` : '', spec.deny.length > 0 ? `not under ${spec.deny.join(', ')}` : '']
+      const notes = [
+        spec.allow.length > 0 ? `under ${spec.allow.join(', ')}` : '',
+        spec.deny.length > 0 ? `not under ${spec.deny.join(', ')}` : '',
+      ]
         .filter((x) => x !== '')
         .join('; ');
       s['description'] = `absolute path${notes === '' ? '' : ` (${notes}; checked after symlink resolution)`}`;
@@ -46,7 +49,8 @@ export function argsJsonSchema(args: Readonly<Record<string, ArgSpec>>): ArgsJso
   for (const [name, spec] of Object.entries(args)) {
     const s = valueSchema(spec);
     if (spec.description !== undefined) {
-      s['description'] = s['description'] === undefined ? spec.description : `${spec.description} (${String(s['description'])})`;
+      s['description'] =
+        s['description'] === undefined ? spec.description : `${spec.description} (${String(s['description'])})`;
     }
     if (spec.default !== undefined) s['default'] = Array.isArray(spec.default) ? [...spec.default] : spec.default;
     properties[name] = s;

@@ -255,14 +255,20 @@ const hello = z.strictObject({
           )
           .max(10_000)
           .optional(),
-        files: z.array(z.strictObject({ path: z.string().min(1).max(1024), sha256: z.string().regex(/^[0-9a-f]{64}$/) })).max(2000).optional(),
+        files: z
+          .array(z.strictObject({ path: z.string().min(1).max(1024), sha256: z.string().regex(/^[0-9a-f]{64}$/) }))
+          .max(2000)
+          .optional(),
       }),
     )
     .max(1000),
   capabilities: z.array(z.string().min(1).max(64)).max(64),
   labels: z.record(z.string().min(1).max(64), z.string().max(256)).optional(),
   outbox: z.strictObject({ pending: z.int().min(0) }).optional(),
-  log_head: z.strictObject({ seq: z.int().min(0), hash: digest }).nullable().optional(),
+  log_head: z
+    .strictObject({ seq: z.int().min(0), hash: digest })
+    .nullable()
+    .optional(),
 });
 
 const welcome = z.strictObject({
@@ -294,7 +300,10 @@ const runAction = z.strictObject({
       signature: z.string().min(1).max(4096).optional(),
       key_id: name.optional(),
       expires_at: isoTime.optional(),
-      nonce: z.string().regex(/^[A-Za-z0-9_-]{16,128}$/, 'expected 16..128 characters of [A-Za-z0-9_-]').optional(),
+      nonce: z
+        .string()
+        .regex(/^[A-Za-z0-9_-]{16,128}$/, 'expected 16..128 characters of [A-Za-z0-9_-]')
+        .optional(),
       cert: z
         .strictObject({
           cert: z.strictObject({
@@ -354,7 +363,13 @@ const packFiles = z.strictObject({
   pack: name,
   hash: digest,
   files: z
-    .array(z.strictObject({ path: z.string().min(1).max(1024), sha256: z.string().regex(/^[0-9a-f]{64}$/), content: z.string().nullable() }))
+    .array(
+      z.strictObject({
+        path: z.string().min(1).max(1024),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/),
+        content: z.string().nullable(),
+      }),
+    )
     .max(2000),
 });
 

@@ -109,7 +109,15 @@ const VALID: Record<string, Record<string, unknown>[]> = {
     { type: 'error', code: 'invalid_message', message: 'run_action.args: expected object' },
     { type: 'error', code: 'unknown_action', message: 'no such action', request_id: 'r1' },
   ],
-  pack_files_request: [{ type: 'pack_files_request', request_id: 'f1', pack: 'linux-core', hash: `sha256:${'a'.repeat(64)}`, paths: ['pack.yaml'] }],
+  pack_files_request: [
+    {
+      type: 'pack_files_request',
+      request_id: 'f1',
+      pack: 'linux-core',
+      hash: `sha256:${'a'.repeat(64)}`,
+      paths: ['pack.yaml'],
+    },
+  ],
   pack_files: [
     {
       type: 'pack_files',

@@ -12,6 +12,7 @@ import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { verifyLogFile } from '../security-log.js';
 import { type TestRunner, tempDir, testRunner } from '../testing/fixture.js';
+import { freePort } from '../testing/free-port.js';
 import {
   captureOutput,
   describeRun,
@@ -22,7 +23,6 @@ import {
   runAction,
   stopChild,
 } from './support.js';
-import { freePort } from '../testing/free-port.js';
 
 const DEBIAN_CONF = '/etc/nginx/nginx.conf';
 
@@ -38,7 +38,6 @@ function httpGet(port: number, path: string): Promise<{ status: number; body: st
     req.setTimeout(3000, () => req.destroy(new Error('timeout')));
   });
 }
-
 
 describe('nginx pack against a real nginx', () => {
   let r: TestRunner;

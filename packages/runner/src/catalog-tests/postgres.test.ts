@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { verifyLogFile } from '../security-log.js';
 import { type TestRunner, testRunner } from '../testing/fixture.js';
+import { freePort } from '../testing/free-port.js';
 import {
   captureOutput,
   describeRun,
@@ -22,12 +23,10 @@ import {
   stopChild,
   stopPid,
 } from './support.js';
-import { freePort } from '../testing/free-port.js';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 const INITDB = join(PG_BIN, 'initdb');
 const POSTGRES = join(PG_BIN, 'postgres');
-
 
 describe('postgres pack against a real PostgreSQL 15', () => {
   let r: TestRunner;

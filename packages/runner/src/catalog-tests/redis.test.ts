@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { verifyLogFile } from '../security-log.js';
 import { type TestRunner, tempDir, testRunner } from '../testing/fixture.js';
+import { freePort } from '../testing/free-port.js';
 import {
   captureOutput,
   describeRun,
@@ -18,8 +19,6 @@ import {
   sh,
   stopChild,
 } from './support.js';
-import { freePort } from '../testing/free-port.js';
-
 
 describe('redis pack against a real redis-server', () => {
   let r: TestRunner;

@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AIRLOCK_VERSION,
-  argsJsonSchema,
   type AuditEvent,
+  argsJsonSchema,
   digestArgs,
   encodeMessage,
   PROTOCOL_VERSION,
@@ -79,7 +79,10 @@ export class ControlClient {
     this.outbox = new Outbox(join(opts.stateDir, 'outbox'));
     this.ring = new DedupRing(join(opts.stateDir, 'acked-requests'));
     const signing = opts.config.signing;
-    this.verifier = signing === undefined ? undefined : new DispatchVerifier(signing, opts.config.name, new NonceStore(join(opts.stateDir, 'signing-nonces')));
+    this.verifier =
+      signing === undefined
+        ? undefined
+        : new DispatchVerifier(signing, opts.config.name, new NonceStore(join(opts.stateDir, 'signing-nonces')));
     this.recoverInterrupted();
   }
 
@@ -119,7 +122,13 @@ export class ControlClient {
         code: 'runner_restarted',
         message: 'the runner stopped while this action was running; it was not run again',
       });
-      this.outbox.complete(e.requestId, this.resultFrame(e.requestId, 'error', event, { code: 'runner_restarted', message: 'the runner stopped while this action was running; it was not run again' }));
+      this.outbox.complete(
+        e.requestId,
+        this.resultFrame(e.requestId, 'error', event, {
+          code: 'runner_restarted',
+          message: 'the runner stopped while this action was running; it was not run again',
+        }),
+      );
     }
   }
 
@@ -152,7 +161,12 @@ export class ControlClient {
     });
   }
 
-  private resultFrame(id: string, status: 'error' | 'cancelled' | 'validation_failed', event: AuditEvent, error: { code: string; message: string }): Record<string, unknown> {
+  private resultFrame(
+    id: string,
+    status: 'error' | 'cancelled' | 'validation_failed',
+    event: AuditEvent,
+    error: { code: string; message: string },
+  ): Record<string, unknown> {
     return {
       type: 'result',
       request_id: id,
@@ -172,7 +186,11 @@ export class ControlClient {
   private connect(): void {
     if (this.stopped) return;
     const url = connectUrl(this.opts.serverUrl);
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}` }, maxPayload: 1024 * 1024, handshakeTimeout: 10_000 });
+    const ws = new WebSocket(url, {
+      headers: { authorization: `Bearer ${this.opts.token}` },
+      maxPayload: 1024 * 1024,
+      handshakeTimeout: 10_000,
+    });
     this.ws = ws;
     ws.on('unexpected-response', (_req, res) => {
       if (res.statusCode === 401) {
@@ -187,7 +205,9 @@ export class ControlClient {
     });
     ws.on('message', (data: Buffer) => {
       this.lastFrame = Date.now();
-      void this.onMessage(data).catch((e: unknown) => this.say('error', `frame handling failed: ${(e as Error).message}`));
+      void this.onMessage(data).catch((e: unknown) =>
+        this.say('error', `frame handling failed: ${(e as Error).message}`),
+      );
     });
     ws.on('close', (code, reason) => {
       this.connected = false;
@@ -214,7 +234,9 @@ export class ControlClient {
 
   private send(msg: WireMessage | Record<string, unknown>): void {
     if (this.ws?.readyState !== WebSocket.OPEN) return;
-    this.ws.send(typeof (msg as WireMessage).type === 'string' ? encodeMessage(msg as WireMessage) : JSON.stringify(msg));
+    this.ws.send(
+      typeof (msg as WireMessage).type === 'string' ? encodeMessage(msg as WireMessage) : JSON.stringify(msg),
+    );
   }
 
   private hello(): WireMessage {
@@ -230,7 +252,13 @@ export class ControlClient {
         hash: pack.hash,
         actions: pack.actions.map((a) => a.id),
         action_risks: Object.fromEntries(pack.actions.map((a) => [a.id, a.risk])),
-        action_specs: pack.actions.map((a) => ({ id: a.id, title: a.title, description: a.description, risk: a.risk, args_schema: argsJsonSchema(a.args) })),
+        action_specs: pack.actions.map((a) => ({
+          id: a.id,
+          title: a.title,
+          description: a.description,
+          risk: a.risk,
+          args_schema: argsJsonSchema(a.args),
+        })),
         files: pack.files.map((f) => ({ path: f.path, sha256: f.sha256 })),
       })),
       capabilities: ['actions'],
@@ -265,7 +293,10 @@ export class ControlClient {
         }
         if (this.outbox.has(msg.request_id) || this.ring.has(msg.request_id)) return;
         // Never received: answer with a definite status and refuse it should it arrive later.
-        const error = { code: 'cancelled_before_start', message: msg.reason ?? 'cancelled before the runner received it' };
+        const error = {
+          code: 'cancelled_before_start',
+          message: msg.reason ?? 'cancelled before the runner received it',
+        };
         const event = this.recordAttempt(msg.request_id, {}, 'cancelled', error);
         const frame = this.resultFrame(msg.request_id, 'cancelled', event, error);
         this.outbox.accept(msg.request_id, { request_id: msg.request_id, cancelled: true });
@@ -325,7 +356,12 @@ export class ControlClient {
       return;
     }
     if (this.ring.has(id)) {
-      this.send({ type: 'error', code: 'duplicate_request', message: `request ${id} was already executed and acknowledged`, request_id: id });
+      this.send({
+        type: 'error',
+        code: 'duplicate_request',
+        message: `request ${id} was already executed and acknowledged`,
+        request_id: id,
+      });
       return;
     }
     this.outbox.accept(id, msg as unknown as Record<string, unknown>);
@@ -358,7 +394,14 @@ export class ControlClient {
         {
           signal: ac.signal,
           onOutput: (l) => {
-            const frame = { type: 'output', request_id: id, seq: l.seq, stream: l.stream, line: l.line, ...(l.partial ? { partial: true } : {}) };
+            const frame = {
+              type: 'output',
+              request_id: id,
+              seq: l.seq,
+              stream: l.stream,
+              line: l.line,
+              ...(l.partial ? { partial: true } : {}),
+            };
             this.outbox.appendOutput(id, frame);
             this.send(frame);
           },
@@ -377,7 +420,9 @@ export class ControlClient {
       output_bytes: result.outputBytes,
       clamped: result.clamped.map((c) => ({ ...c })),
       audit_hash: result.auditHash,
-      ...(result.error === null ? {} : { error: { code: result.error.code.slice(0, 64), message: result.error.message.slice(0, 4000) } }),
+      ...(result.error === null
+        ? {}
+        : { error: { code: result.error.code.slice(0, 64), message: result.error.message.slice(0, 4000) } }),
       started_at: result.startedAt,
       finished_at: result.finishedAt,
       audit_event: JSON.parse(JSON.stringify(result.auditEvent)) as Record<string, unknown>,
@@ -389,7 +434,12 @@ export class ControlClient {
   private onPackFiles(msg: Extract<WireMessage, { type: 'pack_files_request' }>): void {
     const loaded = this.catalog.findPack(msg.pack);
     if (loaded === undefined || loaded.pack.hash !== msg.hash) {
-      this.send({ type: 'error', code: 'unknown_pack', message: `no pack ${msg.pack} with hash ${msg.hash} loaded`, request_id: msg.request_id });
+      this.send({
+        type: 'error',
+        code: 'unknown_pack',
+        message: `no pack ${msg.pack} with hash ${msg.hash} loaded`,
+        request_id: msg.request_id,
+      });
       return;
     }
     const listing = new Map(loaded.pack.files.map((f) => [f.path, f.sha256]));
@@ -414,4 +464,3 @@ export class ControlClient {
     this.send({ type: 'pack_files', request_id: msg.request_id, pack: msg.pack, hash: msg.hash, files });
   }
 }
-

@@ -55,7 +55,10 @@ test('dedup ring remembers ids across restarts and stays bounded', () => {
     assert.equal(ring.has('a'), false, 'oldest id evicted');
     assert.equal(ring.has('d'), true);
     const again = new DedupRing(path, 3);
-    assert.deepEqual(['a', 'b', 'c', 'd'].map((id) => again.has(id)), [false, true, true, true]);
+    assert.deepEqual(
+      ['a', 'b', 'c', 'd'].map((id) => again.has(id)),
+      [false, true, true, true],
+    );
     writeFileSync(path, readFileSync(path, 'utf8'));
   } finally {
     t.cleanup();

@@ -12,7 +12,9 @@ for (const { name, create } of testDatabases()) {
         await db.kysely.insertInto('orgs').values({ id: 'o1', name: 'acme', created_at: now }).execute();
         const rows = await db.kysely.selectFrom('orgs').selectAll().execute();
         assert.deepEqual(rows, [{ id: 'o1', name: 'acme', created_at: now }]);
-        await assert.rejects(db.kysely.insertInto('orgs').values({ id: 'o2', name: 'acme', created_at: now }).execute());
+        await assert.rejects(
+          db.kysely.insertInto('orgs').values({ id: 'o2', name: 'acme', created_at: now }).execute(),
+        );
         await db.close();
         const again = await t.open();
         assert.equal((await again.kysely.selectFrom('orgs').selectAll().execute()).length, 1);

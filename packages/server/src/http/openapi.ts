@@ -20,7 +20,10 @@ export function openApiDocument(routes: readonly RouteSpec[]): Record<string, un
         properties: {
           code: { type: 'string', enum: Object.keys(API_ERROR_CODES) },
           message: { type: 'string' },
-          fields: { type: 'array', items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } } },
+          fields: {
+            type: 'array',
+            items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } },
+          },
         },
         required: ['code', 'message'],
       },
@@ -35,7 +38,9 @@ export function openApiDocument(routes: readonly RouteSpec[]): Record<string, un
       responses: {
         [String(r.status ?? 200)]: {
           description: 'success',
-          ...(r.response === undefined ? {} : { content: { 'application/json': { schema: toSchema(r.response, 'output') } } }),
+          ...(r.response === undefined
+            ? {}
+            : { content: { 'application/json': { schema: toSchema(r.response, 'output') } } }),
         },
         default: { description: 'error', content: { 'application/json': { schema: errorBody } } },
       },
@@ -44,7 +49,8 @@ export function openApiDocument(routes: readonly RouteSpec[]): Record<string, un
     const parameters: unknown[] = [];
     if (r.params !== undefined) {
       const s = toSchema(r.params, 'input') as { properties?: Record<string, unknown> };
-      for (const [name, schema] of Object.entries(s.properties ?? {})) parameters.push({ name, in: 'path', required: true, schema });
+      for (const [name, schema] of Object.entries(s.properties ?? {}))
+        parameters.push({ name, in: 'path', required: true, schema });
     }
     if (r.query !== undefined) {
       const s = toSchema(r.query, 'input') as { properties?: Record<string, unknown>; required?: string[] };
@@ -53,7 +59,8 @@ export function openApiDocument(routes: readonly RouteSpec[]): Record<string, un
       }
     }
     if (parameters.length > 0) op['parameters'] = parameters;
-    if (r.body !== undefined) op['requestBody'] = { required: true, content: { 'application/json': { schema: toSchema(r.body, 'input') } } };
+    if (r.body !== undefined)
+      op['requestBody'] = { required: true, content: { 'application/json': { schema: toSchema(r.body, 'input') } } };
     paths[path] = { ...(paths[path] ?? {}), [r.method.toLowerCase()]: op };
   }
   return {
@@ -69,7 +76,12 @@ export function openApiDocument(routes: readonly RouteSpec[]): Record<string, un
     components: {
       securitySchemes: {
         apiKey: { type: 'http', scheme: 'bearer', description: 'API key (`alk_…`) in `Authorization: Bearer`' },
-        session: { type: 'apiKey', in: 'cookie', name: 'airlock_session', description: 'Dashboard session; unsafe methods also need the `x-csrf-token` header' },
+        session: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: 'airlock_session',
+          description: 'Dashboard session; unsafe methods also need the `x-csrf-token` header',
+        },
       },
     },
     paths,

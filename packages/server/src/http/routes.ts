@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { Permission } from '../auth/permissions.js';
 import type { Principal } from '../auth/principal.js';
 import { ApiError, type FieldError } from './api-error.js';
@@ -8,7 +8,11 @@ import { ApiError, type FieldError } from './api-error.js';
 export type RouteAuth = { readonly permission: Permission } | 'authenticated' | 'public';
 
 /** One API route: the schemas both validate requests and generate the OpenAPI document. */
-export interface RouteSpec<B extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType, P extends z.ZodType = z.ZodType> {
+export interface RouteSpec<
+  B extends z.ZodType = z.ZodType,
+  Q extends z.ZodType = z.ZodType,
+  P extends z.ZodType = z.ZodType,
+> {
   readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   readonly url: string;
   readonly summary: string;

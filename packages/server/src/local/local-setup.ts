@@ -25,10 +25,21 @@ export async function ensureLocalRunnerToken(server: AirlockServer, name: string
     if ((await runnerForToken(db, token)) !== undefined) return token;
   }
   const orgId = server.bootstrap.orgId;
-  const existing = await db.kysely.selectFrom('runners').select(['id', 'name']).where('org_id', '=', orgId).where('name', '=', name).executeTakeFirst();
+  const existing = await db.kysely
+    .selectFrom('runners')
+    .select(['id', 'name'])
+    .where('org_id', '=', orgId)
+    .where('name', '=', name)
+    .executeTakeFirst();
   const runnerName = existing === undefined ? name : `${name}-${randomUUID().slice(0, 8)}`;
   const { row, bootstrapKey } = await createRunner(db, orgId, runnerName, { env: 'local' });
-  await server.ctx.audit.record({ orgId, kind: 'runner.created', actor: { type: 'system', id: 'airlock up' }, runner: row.id, data: { name: runnerName } });
+  await server.ctx.audit.record({
+    orgId,
+    kind: 'runner.created',
+    actor: { type: 'system', id: 'airlock up' },
+    runner: row.id,
+    data: { name: runnerName },
+  });
   const redeemed = await redeemBootstrapKey(db, bootstrapKey);
   if (redeemed === undefined) throw new Error('could not redeem the local runner bootstrap key');
   saveSecret(tokenFile, redeemed.token);
@@ -48,7 +59,13 @@ export async function ensureLocalApiKey(server: AirlockServer, keyFile: string):
     }
   }
   const orgId = server.bootstrap.orgId;
-  const owner = await db.kysely.selectFrom('users').select('id').where('org_id', '=', orgId).where('role', '=', 'owner').orderBy('created_at').executeTakeFirstOrThrow();
+  const owner = await db.kysely
+    .selectFrom('users')
+    .select('id')
+    .where('org_id', '=', orgId)
+    .where('role', '=', 'owner')
+    .orderBy('created_at')
+    .executeTakeFirstOrThrow();
   const t = newToken('alk');
   await db.kysely
     .insertInto('api_keys')
@@ -66,15 +83,29 @@ export async function ensureLocalApiKey(server: AirlockServer, keyFile: string):
       last_used_at: null,
     })
     .execute();
-  await server.ctx.audit.record({ orgId, kind: 'api_key.created', actor: { type: 'system', id: 'airlock up' }, data: { prefix: t.prefix, name: 'local (npm start)' } });
+  await server.ctx.audit.record({
+    orgId,
+    kind: 'api_key.created',
+    actor: { type: 'system', id: 'airlock up' },
+    data: { prefix: t.prefix, name: 'local (npm start)' },
+  });
   saveSecret(keyFile, t.token);
   return t.token;
 }
 
 /** Trust pending pack versions whose hashes the operator vouches for (the bundled catalog). */
-export async function trustPackHashes(server: AirlockServer, hashes: ReadonlySet<string>, comment: string): Promise<string[]> {
+export async function trustPackHashes(
+  server: AirlockServer,
+  hashes: ReadonlySet<string>,
+  comment: string,
+): Promise<string[]> {
   const { db, audit } = server.ctx;
-  const pending = await db.kysely.selectFrom('packs').selectAll().where('org_id', '=', server.bootstrap.orgId).where('status', '=', 'pending').execute();
+  const pending = await db.kysely
+    .selectFrom('packs')
+    .selectAll()
+    .where('org_id', '=', server.bootstrap.orgId)
+    .where('status', '=', 'pending')
+    .execute();
   const trusted: string[] = [];
   for (const p of pending) {
     if (!hashes.has(p.hash)) continue;

@@ -47,9 +47,10 @@ for (const { name, create } of testDatabases()) {
       assert.deepEqual(before.structuredContent?.['actions'], []);
       const all = (await client.callTool({ name: 'list_actions', arguments: { include_untrusted: true } })) as ToolResult;
       assert.ok(all.structuredContent?.['actions'].some((a: any) => a.id === 'showcase.echo' && a.trusted === false));
+      await new Promise((r) => setTimeout(r, 1500)); // let the surface watcher see the subscription
       const n = changed;
       await fx.trustShowcase();
-      await waitFor(() => changed > n, 10_000);
+      await waitFor(() => changed > n, 15_000);
       const after = (await client.callTool({ name: 'list_actions', arguments: { runner: 'web-1' } })) as ToolResult;
       const echo = after.structuredContent?.['actions'].find((a: any) => a.id === 'showcase.echo');
       assert.equal(echo.risk, 'read');

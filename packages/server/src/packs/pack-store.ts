@@ -34,7 +34,11 @@ export async function recordAdvertisedPacks(
       .executeTakeFirst();
     if (existing !== undefined) {
       if (existing.status === 'pending' && existing.files === null && p.files !== undefined) {
-        await db.kysely.updateTable('packs').set({ files: JSON.stringify(p.files) }).where('id', '=', existing.id).execute();
+        await db.kysely
+          .updateTable('packs')
+          .set({ files: JSON.stringify(p.files) })
+          .where('id', '=', existing.id)
+          .execute();
         fresh.push({ ...existing, files: JSON.stringify(p.files) });
       }
       continue;
@@ -118,7 +122,12 @@ export async function storePackFiles(
   pack: PacksTable,
   files: readonly { path: string; sha256: string; content: string | null }[],
 ): Promise<number> {
-  const listing = new Map((pack.files === null ? [] : (JSON.parse(pack.files) as { path: string; sha256: string }[])).map((f) => [f.path, f.sha256]));
+  const listing = new Map(
+    (pack.files === null ? [] : (JSON.parse(pack.files) as { path: string; sha256: string }[])).map((f) => [
+      f.path,
+      f.sha256,
+    ]),
+  );
   let stored = 0;
   for (const f of files) {
     if (listing.get(f.path) !== f.sha256) continue;
@@ -158,10 +167,18 @@ export async function packDiff(db: Db, pack: PacksTable): Promise<{ base: PacksT
       .limit(1)
       .executeTakeFirst()) ?? null;
   const listing = (p: PacksTable | null): Map<string, string> =>
-    new Map(p === null || p.files === null ? [] : (JSON.parse(p.files) as { path: string; sha256: string }[]).map((f) => [f.path, f.sha256]));
+    new Map(
+      p === null || p.files === null
+        ? []
+        : (JSON.parse(p.files) as { path: string; sha256: string }[]).map((f) => [f.path, f.sha256]),
+    );
   const contents = async (p: PacksTable | null): Promise<Map<string, string | null>> => {
     if (p === null) return new Map();
-    const rows = await db.kysely.selectFrom('pack_files').select(['path', 'content']).where('pack_id', '=', p.id).execute();
+    const rows = await db.kysely
+      .selectFrom('pack_files')
+      .select(['path', 'content'])
+      .where('pack_id', '=', p.id)
+      .execute();
     return new Map(rows.map((r) => [r.path, r.content]));
   };
   const [oldL, newL, oldC, newC] = [listing(base), listing(pack), await contents(base), await contents(pack)];
@@ -172,7 +189,10 @@ export async function packDiff(db: Db, pack: PacksTable): Promise<{ base: PacksT
     const change = o === null ? 'added' : n === null ? 'removed' : o === n ? 'unchanged' : 'changed';
     const oc = oldC.get(path);
     const nc = newC.get(path);
-    const diff = change === 'unchanged' ? null : lineDiff(oc ?? (o === null ? '' : undefined), nc ?? (n === null ? '' : undefined));
+    const diff =
+      change === 'unchanged'
+        ? null
+        : lineDiff(oc ?? (o === null ? '' : undefined), nc ?? (n === null ? '' : undefined));
     return { path, change, old_sha256: o, new_sha256: n, diff };
   });
   return { base, files };

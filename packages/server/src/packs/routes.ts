@@ -26,7 +26,12 @@ function packView(p: PacksTable) {
 export function registerPackRoutes(ctx: ServerContext): void {
   const { routes, db } = ctx;
   const load = async (orgId: string, id: string): Promise<PacksTable> => {
-    const row = await db.kysely.selectFrom('packs').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+    const row = await db.kysely
+      .selectFrom('packs')
+      .selectAll()
+      .where('org_id', '=', orgId)
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (row === undefined) throw ApiError.notFound('pack');
     return row;
   };
@@ -71,7 +76,14 @@ export function registerPackRoutes(ctx: ServerContext): void {
       body: z.strictObject({ comment: z.string().max(2000).optional() }).default({}),
       handler: async ({ principal, params, body }) => {
         const pack = await load(principal!.orgId, params.id);
-        const updated = await decidePack(db, ctx.audit, pack, decision === 'trust' ? 'trusted' : 'rejected', principalRecord(principal!), body.comment ?? null);
+        const updated = await decidePack(
+          db,
+          ctx.audit,
+          pack,
+          decision === 'trust' ? 'trusted' : 'rejected',
+          principalRecord(principal!),
+          body.comment ?? null,
+        );
         return packView(updated);
       },
     });

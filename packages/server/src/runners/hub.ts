@@ -25,7 +25,14 @@ const MAX_BAD_FRAMES = 10;
 
 /** Events for live views (SSE, MCP progress): `run:<id>` with output lines and status changes. */
 export type RunEvent =
-  | { readonly type: 'output'; readonly runId: string; readonly seq: number; readonly stream: string; readonly line: string; readonly partial: boolean }
+  | {
+      readonly type: 'output';
+      readonly runId: string;
+      readonly seq: number;
+      readonly stream: string;
+      readonly line: string;
+      readonly partial: boolean;
+    }
   | { readonly type: 'status'; readonly runId: string; readonly run: ReturnType<typeof runView> };
 
 class RunnerSession {
@@ -50,7 +57,12 @@ class RunnerSession {
     const now = Date.now();
     this.badFrames = this.badFrames.filter((t) => now - t < 60_000);
     this.badFrames.push(now);
-    this.send({ type: 'error', code, message: message.slice(0, 4000), ...(requestId === undefined ? {} : { request_id: requestId }) });
+    this.send({
+      type: 'error',
+      code,
+      message: message.slice(0, 4000),
+      ...(requestId === undefined ? {} : { request_id: requestId }),
+    });
     if (this.badFrames.length >= MAX_BAD_FRAMES) this.socket.close(CLOSE.policy, 'too many invalid frames');
   }
 
@@ -153,7 +165,9 @@ export class RunnerHub {
       limits: JSON.parse(run.limits) as Record<string, number>,
       reason: run.reason,
       principal: {
-        type: (['user', 'api_key', 'oauth_client', 'local'].includes(principal.type) ? principal.type : 'user') as 'user',
+        type: (['user', 'api_key', 'oauth_client', 'local'].includes(principal.type)
+          ? principal.type
+          : 'user') as 'user',
         id: principal.id,
         ...(principal.name === undefined ? {} : { name: principal.name }),
       },
@@ -196,7 +210,13 @@ export class RunnerHub {
         if (run === undefined) return;
         await this.ctx.db.kysely
           .insertInto('run_output')
-          .values({ run_id: run.id, seq: msg.seq, stream: msg.stream, line: msg.line, partial: msg.partial === true ? 1 : 0 })
+          .values({
+            run_id: run.id,
+            seq: msg.seq,
+            stream: msg.stream,
+            line: msg.line,
+            partial: msg.partial === true ? 1 : 0,
+          })
           .onConflict((oc) => oc.columns(['run_id', 'seq']).doNothing())
           .execute();
         this.events.emit(`run:${run.id}`, {
@@ -215,7 +235,11 @@ export class RunnerHub {
         const packId = this.pendingFiles.get(msg.request_id);
         if (packId === undefined) return;
         this.pendingFiles.delete(msg.request_id);
-        const pack = await this.ctx.db.kysely.selectFrom('packs').selectAll().where('id', '=', packId).executeTakeFirst();
+        const pack = await this.ctx.db.kysely
+          .selectFrom('packs')
+          .selectAll()
+          .where('id', '=', packId)
+          .executeTakeFirst();
         if (pack !== undefined && pack.hash === msg.hash) await storePackFiles(this.ctx.db, pack, msg.files);
         return;
       }
@@ -225,7 +249,10 @@ export class RunnerHub {
       case 'pong':
         return;
       case 'error':
-        this.ctx.log.warn({ runner: s.runner.id, code: msg.code, request: msg.request_id }, `runner reported: ${msg.message}`);
+        this.ctx.log.warn(
+          { runner: s.runner.id, code: msg.code, request: msg.request_id },
+          `runner reported: ${msg.message}`,
+        );
         return;
       default:
         s.badFrame('invalid_message', `a runner may not send ${msg.type}`);
@@ -279,7 +306,13 @@ export class RunnerHub {
       if (files.length === 0) continue;
       const requestId = `pf-${randomUUID()}`;
       this.pendingFiles.set(requestId, pack.id);
-      s.send({ type: 'pack_files_request', request_id: requestId, pack: pack.name, hash: pack.hash, paths: files.map((f) => f.path) });
+      s.send({
+        type: 'pack_files_request',
+        request_id: requestId,
+        pack: pack.name,
+        hash: pack.hash,
+        paths: files.map((f) => f.path),
+      });
     }
     // Runs waiting for this runner: queued, or dispatched before a disconnect and never accepted.
     const pending = await db.kysely
@@ -291,7 +324,8 @@ export class RunnerHub {
       .execute();
     for (const run of pending) {
       if (run.status === 'running' && run.cancel_requested !== 1) continue; // its result comes from the outbox
-      if (run.cancel_requested === 1) s.send({ type: 'cancel', request_id: run.id, reason: 'cancelled while the runner was away' });
+      if (run.cancel_requested === 1)
+        s.send({ type: 'cancel', request_id: run.id, reason: 'cancelled while the runner was away' });
       else await this.dispatch(run);
     }
   }
@@ -321,7 +355,8 @@ export class RunnerHub {
         .where('status', 'not in', ['success', 'failure', 'validation_failed', 'error', 'timeout', 'cancelled'])
         .executeTakeFirst();
       if (Number(res.numUpdatedRows) === 1) {
-        if (msg.audit_event !== undefined) await mirrorRunnerEvent(this.ctx, s.runner.org_id, s.runner.id, msg.audit_event);
+        if (msg.audit_event !== undefined)
+          await mirrorRunnerEvent(this.ctx, s.runner.org_id, s.runner.id, msg.audit_event);
         await this.ctx.audit.record({
           orgId: run.org_id,
           id: run.id,
@@ -344,7 +379,8 @@ export class RunnerHub {
 
   async emitStatus(runId: string): Promise<void> {
     const row = await this.ctx.db.kysely.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
-    if (row !== undefined) this.events.emit(`run:${runId}`, { type: 'status', runId, run: runView(row) } satisfies RunEvent);
+    if (row !== undefined)
+      this.events.emit(`run:${runId}`, { type: 'status', runId, run: runView(row) } satisfies RunEvent);
   }
 
   async close(): Promise<void> {

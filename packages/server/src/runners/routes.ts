@@ -9,7 +9,9 @@ import { registerRunRoutes } from '../runs/routes.js';
 import { CLOSE, RunnerHub } from './hub.js';
 import { createRunner, redeemBootstrapKey, runnerForToken, runnerView } from './runner-store.js';
 
-const runnerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'use 1-63 letters, digits, dot, dash or underscore');
+const runnerName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'use 1-63 letters, digits, dot, dash or underscore');
 const labels = z.record(z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'label names are lowercase'), z.string().max(128));
 const idParams = z.strictObject({ id: z.string().min(1).max(128) });
 
@@ -17,7 +19,10 @@ const idParams = z.strictObject({ id: z.string().min(1).max(128) });
 export let activeHub: RunnerHub | undefined;
 
 /** Runners: create (bootstrap key), register (token), list, revoke, the WebSocket hub; runs and packs ride on it. */
-export async function registerRunnerModule(ctx: ServerContext, app: FastifyInstance): Promise<ModuleHandle | undefined> {
+export async function registerRunnerModule(
+  ctx: ServerContext,
+  app: FastifyInstance,
+): Promise<ModuleHandle | undefined> {
   const hub = new RunnerHub(ctx);
   activeHub = hub;
   const { routes, db } = ctx;
@@ -32,10 +37,21 @@ export async function registerRunnerModule(ctx: ServerContext, app: FastifyInsta
     status: 201,
     handler: async ({ principal, body }) => {
       const p = principal!;
-      const exists = await db.kysely.selectFrom('runners').select('id').where('org_id', '=', p.orgId).where('name', '=', body.name).executeTakeFirst();
+      const exists = await db.kysely
+        .selectFrom('runners')
+        .select('id')
+        .where('org_id', '=', p.orgId)
+        .where('name', '=', body.name)
+        .executeTakeFirst();
       if (exists !== undefined) throw ApiError.conflict(`a runner named ${body.name} already exists`);
       const { row, bootstrapKey } = await createRunner(db, p.orgId, body.name, body.labels);
-      await ctx.audit.record({ orgId: p.orgId, kind: 'runner.created', actor: principalRecord(p), runner: row.id, data: { name: row.name, labels: body.labels } });
+      await ctx.audit.record({
+        orgId: p.orgId,
+        kind: 'runner.created',
+        actor: principalRecord(p),
+        runner: row.id,
+        data: { name: row.name, labels: body.labels },
+      });
       return {
         runner: runnerView(row, false),
         bootstrap_key: bootstrapKey,
@@ -73,7 +89,12 @@ export async function registerRunnerModule(ctx: ServerContext, app: FastifyInsta
     tag: 'runners',
     auth: { permission: 'runners:read' },
     handler: async ({ principal }) => {
-      const rows = await db.kysely.selectFrom('runners').selectAll().where('org_id', '=', principal!.orgId).orderBy('name').execute();
+      const rows = await db.kysely
+        .selectFrom('runners')
+        .selectAll()
+        .where('org_id', '=', principal!.orgId)
+        .orderBy('name')
+        .execute();
       return { runners: rows.map((r) => runnerView(r, hub.isOnline(r.id))) };
     },
   });
@@ -86,7 +107,12 @@ export async function registerRunnerModule(ctx: ServerContext, app: FastifyInsta
     auth: { permission: 'runners:read' },
     params: idParams,
     handler: async ({ principal, params }) => {
-      const row = await db.kysely.selectFrom('runners').selectAll().where('org_id', '=', principal!.orgId).where('id', '=', params.id).executeTakeFirst();
+      const row = await db.kysely
+        .selectFrom('runners')
+        .selectAll()
+        .where('org_id', '=', principal!.orgId)
+        .where('id', '=', params.id)
+        .executeTakeFirst();
       if (row === undefined) throw ApiError.notFound('runner');
       return runnerView(row, hub.isOnline(row.id));
     },
@@ -102,7 +128,12 @@ export async function registerRunnerModule(ctx: ServerContext, app: FastifyInsta
     body: z.strictObject({ reason: z.string().max(2000).optional() }).optional(),
     handler: async ({ principal, params, body }) => {
       const p = principal!;
-      const row = await db.kysely.selectFrom('runners').selectAll().where('org_id', '=', p.orgId).where('id', '=', params.id).executeTakeFirst();
+      const row = await db.kysely
+        .selectFrom('runners')
+        .selectAll()
+        .where('org_id', '=', p.orgId)
+        .where('id', '=', params.id)
+        .executeTakeFirst();
       if (row === undefined) throw ApiError.notFound('runner');
       const now = new Date().toISOString();
       await db.kysely
@@ -111,7 +142,14 @@ export async function registerRunnerModule(ctx: ServerContext, app: FastifyInsta
         .where('id', '=', row.id)
         .execute();
       hub.kick(row.id, CLOSE.revoked, 'runner revoked');
-      await ctx.audit.record({ orgId: p.orgId, kind: 'runner.revoked', actor: principalRecord(p), runner: row.id, reason: body?.reason ?? null, data: { name: row.name } });
+      await ctx.audit.record({
+        orgId: p.orgId,
+        kind: 'runner.revoked',
+        actor: principalRecord(p),
+        runner: row.id,
+        reason: body?.reason ?? null,
+        data: { name: row.name },
+      });
       return runnerView({ ...row, status: 'revoked', revoked_at: now }, false);
     },
   });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { hashToken, newToken, tokenMatches, tokenPrefix } from '../auth/tokens.js';
 import type { Db } from '../db/database.js';
 import type { RunnersTable } from '../db/schema.js';
-import { hashToken, newToken, tokenMatches, tokenPrefix } from '../auth/tokens.js';
 
 /** How long a bootstrap key stays valid. */
 export const BOOTSTRAP_TTL_MS = 24 * 60 * 60 * 1000;
@@ -23,7 +23,13 @@ export interface RunnerView {
     hash: string;
     actions: string[];
     action_risks?: Record<string, 'read' | 'change' | 'destructive'>;
-    action_specs?: { id: string; title: string; description?: string; risk: 'read' | 'change' | 'destructive'; args_schema: Record<string, unknown> }[];
+    action_specs?: {
+      id: string;
+      title: string;
+      description?: string;
+      risk: 'read' | 'change' | 'destructive';
+      args_schema: Record<string, unknown>;
+    }[];
   }[];
 }
 
@@ -36,7 +42,13 @@ export interface RunnerState {
     actions: string[];
     files?: { path: string; sha256: string }[];
     action_risks?: Record<string, 'read' | 'change' | 'destructive'>;
-    action_specs?: { id: string; title: string; description?: string; risk: 'read' | 'change' | 'destructive'; args_schema: Record<string, unknown> }[];
+    action_specs?: {
+      id: string;
+      title: string;
+      description?: string;
+      risk: 'read' | 'change' | 'destructive';
+      args_schema: Record<string, unknown>;
+    }[];
   }[];
   capabilities: string[];
   labels?: Record<string, string>;
@@ -73,7 +85,12 @@ export function runnerView(row: RunnersTable, online: boolean): RunnerView {
 }
 
 /** Create a runner and its one-time bootstrap key. */
-export async function createRunner(db: Db, orgId: string, name: string, labels: Record<string, string>): Promise<{ row: RunnersTable; bootstrapKey: string }> {
+export async function createRunner(
+  db: Db,
+  orgId: string,
+  name: string,
+  labels: Record<string, string>,
+): Promise<{ row: RunnersTable; bootstrapKey: string }> {
   const key = newToken('alb');
   const now = new Date();
   const row: RunnersTable = {
@@ -102,7 +119,10 @@ export async function createRunner(db: Db, orgId: string, name: string, labels: 
  * Exchange a bootstrap key for a long-lived runner token. The key works once: its hash is
  * cleared in the same update that sets the token, guarded on the old hash.
  */
-export async function redeemBootstrapKey(db: Db, bootstrapKey: string): Promise<{ row: RunnersTable; token: string } | undefined> {
+export async function redeemBootstrapKey(
+  db: Db,
+  bootstrapKey: string,
+): Promise<{ row: RunnersTable; token: string } | undefined> {
   if (tokenPrefix(bootstrapKey, 'alb') === undefined) return undefined;
   const hash = hashToken(bootstrapKey);
   const row = await db.kysely.selectFrom('runners').selectAll().where('bootstrap_hash', '=', hash).executeTakeFirst();

@@ -56,12 +56,20 @@ for (const { name, create } of testDatabases()) {
       const created = await api('POST', '/api/v1/runners', { name: 'web-1', labels: { env: 'test' } });
       assert.equal(created.status, 201, JSON.stringify(created.body));
       assert.match(created.body.bootstrap_key, /^alb_/);
-      assert.match(created.body.command, /airlock runner connect --server http:\/\/127\.0\.0\.1:\d+ --bootstrap-key alb_/);
+      assert.match(
+        created.body.command,
+        /airlock runner connect --server http:\/\/127\.0\.0\.1:\d+ --bootstrap-key alb_/,
+      );
       const reg = await redeemBootstrapKey(srv.url, created.body.bootstrap_key);
       token = reg.token;
       runnerId = reg.runnerId;
       await assert.rejects(redeemBootstrapKey(srv.url, created.body.bootstrap_key), /refused the bootstrap key/);
-      const config = { ...defaultRunnerConfig({}), name: 'web-1', packDirs: [join(repo, 'packs', 'showcase')], logPath: join(runnerHome, 'events.jsonl') };
+      const config = {
+        ...defaultRunnerConfig({}),
+        name: 'web-1',
+        packDirs: [join(repo, 'packs', 'showcase')],
+        logPath: join(runnerHome, 'events.jsonl'),
+      };
       runner = startRunner({ config, serverUrl: srv.url, token, backoff: { minMs: 50, maxMs: 500 } });
       await waitFor(async () => (await api('GET', `/api/v1/runners/${runnerId}`)).body.online === true);
       const packs = await api('GET', '/api/v1/packs');
@@ -70,11 +78,18 @@ for (const { name, create } of testDatabases()) {
     });
 
     test('an untrusted pack blocks dispatch; trusting it (with a reviewable file diff) allows it', async () => {
-      const blocked = await api('POST', '/api/v1/runs', { runner: 'web-1', action: 'showcase.echo', args: { message: 'hi' }, reason: 'test' });
+      const blocked = await api('POST', '/api/v1/runs', {
+        runner: 'web-1',
+        action: 'showcase.echo',
+        args: { message: 'hi' },
+        reason: 'test',
+      });
       assert.equal(blocked.status, 409);
       assert.equal(blocked.body.error.code, 'pack_untrusted');
       const pack = (await api('GET', '/api/v1/packs')).body.packs[0];
-      await waitFor(async () => (await api('GET', `/api/v1/packs/${pack.id}`)).body.files.some((f: { diff: string | null }) => f.diff !== null));
+      await waitFor(async () =>
+        (await api('GET', `/api/v1/packs/${pack.id}`)).body.files.some((f: { diff: string | null }) => f.diff !== null),
+      );
       const detail = await api('GET', `/api/v1/packs/${pack.id}`);
       assert.ok(detail.body.files.every((f: { change: string }) => f.change === 'added'));
       assert.match(detail.body.files.find((f: { path: string }) => f.path === 'pack.yaml').diff, /\+ name: showcase/);
@@ -83,7 +98,12 @@ for (const { name, create } of testDatabases()) {
     });
 
     test('dispatch, stream output, final result exactly once, mirrored audit', async () => {
-      const r = await api('POST', '/api/v1/runs', { runner: 'web-1', action: 'showcase.echo', args: { message: '$(id); rm -rf /' }, reason: 'smoke' });
+      const r = await api('POST', '/api/v1/runs', {
+        runner: 'web-1',
+        action: 'showcase.echo',
+        args: { message: '$(id); rm -rf /' },
+        reason: 'smoke',
+      });
       assert.equal(r.status, 201, JSON.stringify(r.body));
       await waitFor(async () => (await api('GET', `/api/v1/runs/${r.body.id}`)).body.status === 'success');
       const out = await api('GET', `/api/v1/runs/${r.body.id}/output`);
@@ -98,16 +118,28 @@ for (const { name, create } of testDatabases()) {
     });
 
     test('SSE stream delivers output and the final status', async () => {
-      const r = await api('POST', '/api/v1/runs', { runner: 'web-1', action: 'showcase.count', args: { n: 3, delay_ms: 100 }, reason: 'sse' });
+      const r = await api('POST', '/api/v1/runs', {
+        runner: 'web-1',
+        action: 'showcase.count',
+        args: { n: 3, delay_ms: 100 },
+        reason: 'sse',
+      });
       assert.equal(r.status, 201, JSON.stringify(r.body));
-      const res = await fetch(new URL(`/api/v1/runs/${r.body.id}/stream`, srv.url), { headers: { authorization: (await keyHeader()) } });
+      const res = await fetch(new URL(`/api/v1/runs/${r.body.id}/stream`, srv.url), {
+        headers: { authorization: await keyHeader() },
+      });
       const text = await res.text();
       assert.match(text, /event: output/);
       assert.match(text, /event: end\ndata: \{"status":"success"\}/);
     });
 
     test('cancel stops a running action', async () => {
-      const r = await api('POST', '/api/v1/runs', { runner: 'web-1', action: 'showcase.sleep', args: { seconds: 60 }, reason: 'to cancel' });
+      const r = await api('POST', '/api/v1/runs', {
+        runner: 'web-1',
+        action: 'showcase.sleep',
+        args: { seconds: 60 },
+        reason: 'to cancel',
+      });
       assert.equal(r.status, 201, JSON.stringify(r.body));
       await waitFor(async () => (await api('GET', `/api/v1/runs/${r.body.id}`)).body.status === 'running');
       const c = await api('POST', `/api/v1/runs/${r.body.id}/cancel`, { reason: 'enough' });
@@ -131,7 +163,12 @@ for (const { name, create } of testDatabases()) {
       const stop = await runner.stopped;
       assert.equal(stop.reason, 'revoked');
       const again = startRunner({
-        config: { ...defaultRunnerConfig({}), name: 'web-1', packDirs: [join(repo, 'packs', 'showcase')], logPath: join(runnerHome, 'events.jsonl') },
+        config: {
+          ...defaultRunnerConfig({}),
+          name: 'web-1',
+          packDirs: [join(repo, 'packs', 'showcase')],
+          logPath: join(runnerHome, 'events.jsonl'),
+        },
         serverUrl: srv.url,
         token,
         backoff: { minMs: 50, maxMs: 500 },

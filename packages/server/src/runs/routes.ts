@@ -2,8 +2,8 @@ import { z } from 'zod';
 import type { ServerContext } from '../context.js';
 import type { RunsTable } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
-import type { RunEvent, RunnerHub } from '../runners/hub.js';
 import { approvalSummary, envelopeFor, loadApproval, voteOnRun } from '../policy/approvals.js';
+import type { RunEvent, RunnerHub } from '../runners/hub.js';
 import { cancelRun, createRun } from './run-service.js';
 import { FINAL_STATUSES, isFinal, runView } from './run-view.js';
 
@@ -14,7 +14,12 @@ const statuses = ['pending_approval', 'queued', 'dispatched', 'running', ...FINA
 export function registerRunRoutes(ctx: ServerContext, hub: RunnerHub): void {
   const { routes, db } = ctx;
   const load = async (orgId: string, id: string): Promise<RunsTable> => {
-    const row = await db.kysely.selectFrom('runs').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+    const row = await db.kysely
+      .selectFrom('runs')
+      .selectAll()
+      .where('org_id', '=', orgId)
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (row === undefined) throw ApiError.notFound('run');
     return row;
   };
@@ -61,7 +66,10 @@ export function registerRunRoutes(ctx: ServerContext, hub: RunnerHub): void {
       if (query.before !== undefined) q = q.where('created_at', '<', query.before);
       const rows = await q.orderBy('created_at', 'desc').limit(query.limit).execute();
       const last = rows[rows.length - 1];
-      return { runs: rows.map(runView), next: rows.length === query.limit && last !== undefined ? last.created_at : null };
+      return {
+        runs: rows.map(runView),
+        next: rows.length === query.limit && last !== undefined ? last.created_at : null,
+      };
     },
   });
 
@@ -82,7 +90,10 @@ export function registerRunRoutes(ctx: ServerContext, hub: RunnerHub): void {
     tag: 'runs',
     auth: { permission: 'runs:read' },
     params: idParams,
-    query: z.strictObject({ after: z.coerce.number().int().min(-1).default(-1), limit: z.coerce.number().int().min(1).max(10000).default(1000) }),
+    query: z.strictObject({
+      after: z.coerce.number().int().min(-1).default(-1),
+      limit: z.coerce.number().int().min(1).max(10000).default(1000),
+    }),
     handler: async ({ principal, params, query }) => {
       const run = await load(principal!.orgId, params.id);
       const lines = await db.kysely
@@ -108,8 +119,14 @@ export function registerRunRoutes(ctx: ServerContext, hub: RunnerHub): void {
       const run = await load(principal!.orgId, params.id);
       reply.hijack();
       const res = reply.raw;
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': req.id });
-      const send = (event: string, data: unknown): void => void res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-request-id': req.id,
+      });
+      const send = (event: string, data: unknown): void =>
+        void res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
       let lastSeq = -1;
       let done = false;
       const finish = (): void => {
@@ -145,7 +162,12 @@ export function registerRunRoutes(ctx: ServerContext, hub: RunnerHub): void {
       hub.events.on(`run:${run.id}`, onEvent);
       const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
       req.raw.on('close', finish);
-      const stored = await db.kysely.selectFrom('run_output').selectAll().where('run_id', '=', run.id).orderBy('seq').execute();
+      const stored = await db.kysely
+        .selectFrom('run_output')
+        .selectAll()
+        .where('run_id', '=', run.id)
+        .orderBy('seq')
+        .execute();
       for (const l of stored) {
         lastSeq = l.seq;
         send('output', { seq: l.seq, stream: l.stream, line: l.line, partial: l.partial === 1 });
@@ -195,7 +217,10 @@ export function registerRunRoutes(ctx: ServerContext, hub: RunnerHub): void {
     summary: 'Runs waiting for (or decided by) approval, newest first',
     tag: 'approvals',
     auth: { permission: 'runs:read' },
-    query: z.strictObject({ state: z.enum(['pending', 'approved', 'denied', 'expired']).default('pending'), limit: z.coerce.number().int().min(1).max(500).default(100) }),
+    query: z.strictObject({
+      state: z.enum(['pending', 'approved', 'denied', 'expired']).default('pending'),
+      limit: z.coerce.number().int().min(1).max(500).default(100),
+    }),
     handler: async ({ principal, query }) => {
       const rows = await db.kysely
         .selectFrom('run_approvals')
@@ -225,16 +250,27 @@ export function registerRunRoutes(ctx: ServerContext, hub: RunnerHub): void {
     body: z
       .strictObject({
         comment: z.string().trim().max(2000).default(''),
-        signature: z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'expected a base64url Ed25519 signature').optional(),
+        signature: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{86}$/, 'expected a base64url Ed25519 signature')
+          .optional(),
         cert: certSchema.optional(),
       })
       .default({ comment: '' }),
     handler: async ({ principal, params, body }) => {
       const run = await load(principal!.orgId, params.id);
-      await voteOnRun(ctx, hub, principal!, run, { vote: 'approve', comment: body.comment, signature: body.signature, cert: body.cert });
+      await voteOnRun(ctx, hub, principal!, run, {
+        vote: 'approve',
+        comment: body.comment,
+        signature: body.signature,
+        cert: body.cert,
+      });
       const loaded = await loadApproval(db, run.id);
       const fresh = await load(principal!.orgId, params.id);
-      return { run: runView(fresh), approval: loaded === undefined ? null : approvalSummary(fresh, loaded.approval, loaded.votes) };
+      return {
+        run: runView(fresh),
+        approval: loaded === undefined ? null : approvalSummary(fresh, loaded.approval, loaded.votes),
+      };
     },
   });
 
@@ -251,7 +287,10 @@ export function registerRunRoutes(ctx: ServerContext, hub: RunnerHub): void {
       await voteOnRun(ctx, hub, principal!, run, { vote: 'deny', comment: body.comment });
       const loaded = await loadApproval(db, run.id);
       const fresh = await load(principal!.orgId, params.id);
-      return { run: runView(fresh), approval: loaded === undefined ? null : approvalSummary(fresh, loaded.approval, loaded.votes) };
+      return {
+        run: runView(fresh),
+        approval: loaded === undefined ? null : approvalSummary(fresh, loaded.approval, loaded.votes),
+      };
     },
   });
 
@@ -262,7 +301,9 @@ export function registerRunRoutes(ctx: ServerContext, hub: RunnerHub): void {
     tag: 'runs',
     auth: { permission: 'runs:write' },
     params: idParams,
-    body: z.strictObject({ reason: z.string().trim().min(1).max(2000).default('cancelled by request') }).default({ reason: 'cancelled by request' }),
+    body: z
+      .strictObject({ reason: z.string().trim().min(1).max(2000).default('cancelled by request') })
+      .default({ reason: 'cancelled by request' }),
     status: 202,
     handler: async ({ principal, params, body }) => {
       const run = await load(principal!.orgId, params.id);

@@ -35,7 +35,12 @@ export async function findRunner(ctx: ServerContext, orgId: string, idOrName: st
  * an unknown runner, a revoked runner, an action the runner does not offer, and a pack hash
  * the organisation has not trusted. Arguments are validated again, authoritatively, on the runner.
  */
-export async function createRun(ctx: ServerContext, hub: RunnerHub, principal: Principal, req: RunRequest): Promise<RunsTable> {
+export async function createRun(
+  ctx: ServerContext,
+  hub: RunnerHub,
+  principal: Principal,
+  req: RunRequest,
+): Promise<RunsTable> {
   const runner = await findRunner(ctx, principal.orgId, req.runner);
   if (runner === undefined) throw ApiError.notFound(`runner ${JSON.stringify(req.runner)}`);
   if (runner.status === 'revoked') throw ApiError.conflict(`runner ${runner.name} is revoked`);
@@ -53,8 +58,17 @@ export async function createRun(ctx: ServerContext, hub: RunnerHub, principal: P
       `pack ${pack.name} with hash ${pack.hash} on runner ${runner.name} is not trusted in this organisation; an admin must review and trust it first`,
     );
   }
-  const risk = (pack as { action_risks?: Record<string, 'read' | 'change' | 'destructive'> }).action_risks?.[req.action] ?? 'unknown';
-  const decision = await decideRun(ctx, { principal, runner, action: req.action, risk, args: req.args, limits: req.limits });
+  const risk =
+    (pack as { action_risks?: Record<string, 'read' | 'change' | 'destructive'> }).action_risks?.[req.action] ??
+    'unknown';
+  const decision = await decideRun(ctx, {
+    principal,
+    runner,
+    action: req.action,
+    risk,
+    args: req.args,
+    limits: req.limits,
+  });
   if (decision.kind === 'deny') {
     await ctx.audit.record({
       orgId: principal.orgId,
@@ -68,7 +82,9 @@ export async function createRun(ctx: ServerContext, hub: RunnerHub, principal: P
       error: { code: 'policy_denied', message: decision.message },
       data: { rule: decision.rule, risk, ...(decision.trace === undefined ? {} : { trace: decision.trace }) },
     });
-    throw ApiError.forbidden(`policy denies ${req.action} on ${runner.name}: ${decision.message} (rule: ${decision.rule})`);
+    throw ApiError.forbidden(
+      `policy denies ${req.action} on ${runner.name}: ${decision.message} (rule: ${decision.rule})`,
+    );
   }
   const now = new Date().toISOString();
   const row: RunsTable = {
@@ -140,7 +156,13 @@ export async function createRun(ctx: ServerContext, hub: RunnerHub, principal: P
 }
 
 /** Cancel a run: at once when it has not reached the runner, else by asking the runner. */
-export async function cancelRun(ctx: ServerContext, hub: RunnerHub, principal: Principal, run: RunsTable, reason: string): Promise<void> {
+export async function cancelRun(
+  ctx: ServerContext,
+  hub: RunnerHub,
+  principal: Principal,
+  run: RunsTable,
+  reason: string,
+): Promise<void> {
   if (isFinal(run.status)) throw ApiError.conflict(`run ${run.id} already finished (${run.status})`);
   await ctx.db.kysely.updateTable('runs').set({ cancel_requested: 1 }).where('id', '=', run.id).execute();
   await ctx.audit.record({
@@ -155,10 +177,20 @@ export async function cancelRun(ctx: ServerContext, hub: RunnerHub, principal: P
   // Only a queued run is known never to have reached the runner; anything later is cancelled
   // by the runner itself (now, or when it reconnects), so its final status stays truthful.
   if (run.status === 'pending_approval') {
-    await ctx.db.kysely.updateTable('run_approvals').set({ state: 'denied', decided_at: new Date().toISOString() }).where('run_id', '=', run.id).where('state', '=', 'pending').execute();
+    await ctx.db.kysely
+      .updateTable('run_approvals')
+      .set({ state: 'denied', decided_at: new Date().toISOString() })
+      .where('run_id', '=', run.id)
+      .where('state', '=', 'pending')
+      .execute();
     await ctx.db.kysely
       .updateTable('runs')
-      .set({ status: 'cancelled', finished_at: new Date().toISOString(), error_code: 'cancelled', error_message: `cancelled while waiting for approval: ${reason}` })
+      .set({
+        status: 'cancelled',
+        finished_at: new Date().toISOString(),
+        error_code: 'cancelled',
+        error_message: `cancelled while waiting for approval: ${reason}`,
+      })
       .where('id', '=', run.id)
       .where('status', '=', 'pending_approval')
       .execute();
@@ -168,7 +200,12 @@ export async function cancelRun(ctx: ServerContext, hub: RunnerHub, principal: P
   if (run.status === 'queued') {
     const res = await ctx.db.kysely
       .updateTable('runs')
-      .set({ status: 'cancelled', finished_at: new Date().toISOString(), error_code: 'cancelled', error_message: `cancelled before it started: ${reason}` })
+      .set({
+        status: 'cancelled',
+        finished_at: new Date().toISOString(),
+        error_code: 'cancelled',
+        error_message: `cancelled before it started: ${reason}`,
+      })
       .where('id', '=', run.id)
       .where('status', '=', 'queued')
       .executeTakeFirst();

@@ -38,7 +38,9 @@ async function createSqlite(): Promise<TestDb> {
 async function createPostgres(): Promise<TestDb> {
   const admin = process.env['AIRLOCK_TEST_PG_URL'];
   if (admin === undefined || admin === '') {
-    throw new Error('AIRLOCK_TEST_PG_URL is not set: run the tests with "npm test" (scripts/test.mjs starts PostgreSQL)');
+    throw new Error(
+      'AIRLOCK_TEST_PG_URL is not set: run the tests with "npm test" (scripts/test.mjs starts PostgreSQL)',
+    );
   }
   const name = `airlock_test_${randomBytes(6).toString('hex')}`;
   const client = new pg.Client({ connectionString: admin });

@@ -27,7 +27,12 @@ export async function mintTestKey(db: Db, orgId: string, userId: string, scopes:
 
 /** The bootstrap owner's user id. */
 export async function ownerId(db: Db, orgId: string): Promise<string> {
-  const row = await db.kysely.selectFrom('users').select('id').where('org_id', '=', orgId).where('role', '=', 'owner').executeTakeFirstOrThrow();
+  const row = await db.kysely
+    .selectFrom('users')
+    .select('id')
+    .where('org_id', '=', orgId)
+    .where('role', '=', 'owner')
+    .executeTakeFirstOrThrow();
   return row.id;
 }
 
@@ -36,7 +41,10 @@ export function apiClient(base: string, key: string) {
   return async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
     const res = await fetch(new URL(path, base), {
       method,
-      headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${key}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await res.text();

@@ -16,7 +16,9 @@ export interface TestServer {
 /** Start a server for a test. `database` is a SQLite path or postgres:// URL (see testDatabases). */
 export async function startTestServer(database: string, home?: string): Promise<TestServer> {
   const dir = home ?? mkdtempSync(join(tmpdir(), 'airlock-srv-'));
-  const server = await createServer(serverConfig({ listen: '127.0.0.1:0', home: dir, database, logLevel: process.env['AIRLOCK_TEST_LOG'] ?? 'silent' }));
+  const server = await createServer(
+    serverConfig({ listen: '127.0.0.1:0', home: dir, database, logLevel: process.env['AIRLOCK_TEST_LOG'] ?? 'silent' }),
+  );
   const url = await server.listen();
   return {
     server,

@@ -14,7 +14,10 @@ export function webAssetsDir(): string {
   const env = process.env['AIRLOCK_WEB_DIR'];
   if (env !== undefined && env !== '') return resolve(env);
   const here = fileURLToPath(import.meta.url);
-  const candidates = [resolve(here, '../../../../web/dist/app'), resolve(here, '../../../node_modules/@airlock/web/dist/app')];
+  const candidates = [
+    resolve(here, '../../../../web/dist/app'),
+    resolve(here, '../../../node_modules/@airlock/web/dist/app'),
+  ];
   return candidates.find((c) => existsSync(join(c, 'index.html'))) ?? candidates[0]!;
 }
 
@@ -88,17 +91,28 @@ export async function registerWebRoutes(ctx: ServerContext, app: FastifyInstance
     const hit = cache.get(file);
     if (hit !== undefined && hit.mtimeMs === st.mtimeMs) return hit;
     const body = readFileSync(file);
-    const asset = { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`, mtimeMs: st.mtimeMs };
+    const asset = {
+      body,
+      etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`,
+      mtimeMs: st.mtimeMs,
+    };
     cache.set(file, asset);
     return asset;
   };
 
-  const send = (reply: FastifyReply, ifNoneMatch: string | undefined, file: string, asset: Asset, immutable: boolean): FastifyReply => {
+  const send = (
+    reply: FastifyReply,
+    ifNoneMatch: string | undefined,
+    file: string,
+    asset: Asset,
+    immutable: boolean,
+  ): FastifyReply => {
     securityHeaders(reply)
       .header('content-type', TYPES[extname(file)] ?? 'application/octet-stream')
       .header('etag', asset.etag)
       .header('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
-    if (ifNoneMatch !== undefined && ifNoneMatch.split(',').some((t) => t.trim() === asset.etag)) return reply.code(304).send();
+    if (ifNoneMatch !== undefined && ifNoneMatch.split(',').some((t) => t.trim() === asset.etag))
+      return reply.code(304).send();
     return reply.send(asset.body);
   };
 
@@ -125,7 +139,11 @@ export async function registerWebRoutes(ctx: ServerContext, app: FastifyInstance
     const asset = load(index);
     if (asset === undefined) {
       ctx.log.warn({ dir: root }, 'dashboard requested but not built');
-      return securityHeaders(reply).code(503).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(NOT_BUILT);
+      return securityHeaders(reply)
+        .code(503)
+        .header('cache-control', 'no-store')
+        .type('text/html; charset=utf-8')
+        .send(NOT_BUILT);
     }
     return send(reply, inm, index, asset, false);
   });
