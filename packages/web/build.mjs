@@ -37,10 +37,15 @@ const bin = (pkg, rel) => {
   process.exit(1);
 };
 say('type-checking the dashboard (tsc -p packages/web/app)…');
-let r = spawnSync(process.execPath, [bin('typescript', 'bin/tsc'), '-p', join(here, 'app', 'tsconfig.json')], { stdio: 'inherit' });
+let r = spawnSync(process.execPath, [bin('typescript', 'bin/tsc'), '-p', join(here, 'app', 'tsconfig.json')], {
+  stdio: 'inherit',
+});
 if (r.status !== 0) process.exit(r.status ?? 1);
 say('building the dashboard (vite build → packages/web/dist/app)…');
 const t0 = Date.now();
-r = spawnSync(process.execPath, [bin('vite', 'bin/vite.js'), 'build', '--config', join(here, 'vite.config.mjs')], { stdio: 'inherit', cwd: here });
+r = spawnSync(process.execPath, [bin('vite', 'bin/vite.js'), 'build', '--config', join(here, 'vite.config.mjs')], {
+  stdio: 'inherit',
+  cwd: here,
+});
 if (r.status !== 0) process.exit(r.status ?? 1);
 say(`dashboard built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

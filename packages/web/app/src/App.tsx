@@ -77,7 +77,9 @@ function Route({ path }: { path: string }): ReactNode {
     case 'approvals':
       return <NotInBuildPage title="Approvals" route="GET /api/v1/approvals" what="The approval queue" />;
     case 'policies':
-      return <NotInBuildPage title="Policies & grants" route="GET /api/v1/policies" what="Policies, grants and overrides" />;
+      return (
+        <NotInBuildPage title="Policies & grants" route="GET /api/v1/policies" what="Policies, grants and overrides" />
+      );
     default:
       return (
         <div className="empty">
@@ -130,7 +132,12 @@ function Shell({ session, theme, toggleTheme }: { session: Session; theme: Theme
           Menu
         </button>
         <div className="topbar-right">
-          <button type="button" className="btn btn-ghost" onClick={toggleTheme} aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`}>
+          <button
+            type="button"
+            className="btn btn-ghost"
+            onClick={toggleTheme}
+            aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`}
+          >
             {theme === 'dark' ? '☀ Light' : '☾ Dark'}
           </button>
           <span className="who" title={`organisation ${session.me.user.org.name}`}>
@@ -155,7 +162,8 @@ function Shell({ session, theme, toggleTheme }: { session: Session; theme: Theme
       <main id="main" className="main">
         {session.me.must_change_password && path !== '/settings' && (
           <div className="alert alert-warn" role="status">
-            You are signed in with a one-time password. <Link to="/settings">Choose your own password</Link> in Settings.
+            You are signed in with a one-time password. <Link to="/settings">Choose your own password</Link> in
+            Settings.
           </div>
         )}
         <Route path={path} />
@@ -166,7 +174,12 @@ function Shell({ session, theme, toggleTheme }: { session: Session; theme: Theme
 
 export function App() {
   const [theme, toggleTheme] = useTheme();
-  const [state, setState] = useState<{ kind: 'loading' } | { kind: 'signed-out'; note?: string } | { kind: 'error'; error: ApiError } | { kind: 'in'; me: Me; routes: Set<string> }>({ kind: 'loading' });
+  const [state, setState] = useState<
+    | { kind: 'loading' }
+    | { kind: 'signed-out'; note?: string }
+    | { kind: 'error'; error: ApiError }
+    | { kind: 'in'; me: Me; routes: Set<string> }
+  >({ kind: 'loading' });
 
   const start = useCallback(async (): Promise<void> => {
     try {
@@ -228,7 +241,14 @@ export function App() {
     );
   }
   if (state.kind === 'signed-out' || session === null) {
-    return <SignInPage note={state.kind === 'signed-out' ? state.note : undefined} onSignedIn={start} theme={theme} toggleTheme={toggleTheme} />;
+    return (
+      <SignInPage
+        note={state.kind === 'signed-out' ? state.note : undefined}
+        onSignedIn={start}
+        theme={theme}
+        toggleTheme={toggleTheme}
+      />
+    );
   }
   return (
     <SessionContext.Provider value={session}>

@@ -21,7 +21,9 @@ export class ApiError extends Error {
   }
   /** The message for one form field (`body.reason` → "say why you run it"). */
   fieldMessage(name: string): string | undefined {
-    return this.fields.find((f) => f.field === name || f.field === `body.${name}` || f.field.startsWith(`body.${name}.`))?.message;
+    return this.fields.find(
+      (f) => f.field === name || f.field === `body.${name}` || f.field.startsWith(`body.${name}.`),
+    )?.message;
   }
 }
 
@@ -42,7 +44,12 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
   if (method !== 'GET' && method !== 'HEAD' && csrfToken !== undefined) headers['x-csrf-token'] = csrfToken;
   let res: Response;
   try {
-    res = await fetch(path, { method, headers, credentials: 'same-origin', ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    res = await fetch(path, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
   } catch {
     throw new ApiError(0, 'network', 'cannot reach the airlock server; check that it is running');
   }
@@ -55,7 +62,12 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
   }
   if (!res.ok) {
     const e = (json as { error?: { code?: string; message?: string; fields?: FieldError[] } } | undefined)?.error;
-    const err = new ApiError(res.status, e?.code ?? `http_${res.status}`, e?.message ?? `the server answered ${res.status} ${res.statusText}`, e?.fields ?? []);
+    const err = new ApiError(
+      res.status,
+      e?.code ?? `http_${res.status}`,
+      e?.message ?? `the server answered ${res.status} ${res.statusText}`,
+      e?.fields ?? [],
+    );
     if (res.status === 401 && !path.endsWith('/auth/login')) onUnauthorized();
     throw err;
   }
@@ -97,7 +109,9 @@ export interface Me {
 }
 
 /** An action as a runner advertises it: an id today; richer objects once the API offers them. */
-export type AdvertisedAction = string | { id: string; title?: string; description?: string; risk?: Risk; args?: Record<string, ArgSpec> };
+export type AdvertisedAction =
+  | string
+  | { id: string; title?: string; description?: string; risk?: Risk; args?: Record<string, ArgSpec> };
 export type Risk = 'read' | 'change' | 'destructive';
 export interface ArgSpec {
   type?: string;
@@ -121,7 +135,13 @@ export interface Runner {
   created_at: string;
   last_seen_at: string | null;
   capabilities: string[];
-  packs: { name: string; version: string; hash: string; actions: AdvertisedAction[]; action_risks?: Record<string, Risk> }[];
+  packs: {
+    name: string;
+    version: string;
+    hash: string;
+    actions: AdvertisedAction[];
+    action_risks?: Record<string, Risk>;
+  }[];
 }
 
 export interface Pack {
@@ -138,7 +158,13 @@ export interface Pack {
 }
 export interface PackDetail extends Pack {
   base: Pack | null;
-  files: { path: string; change: 'added' | 'removed' | 'changed' | 'unchanged'; old_sha256: string | null; new_sha256: string | null; diff: string | null }[];
+  files: {
+    path: string;
+    change: 'added' | 'removed' | 'changed' | 'unchanged';
+    old_sha256: string | null;
+    new_sha256: string | null;
+    diff: string | null;
+  }[];
 }
 
 export interface Run {
@@ -216,6 +242,7 @@ export interface User {
 export async function loadRouteSet(): Promise<Set<string>> {
   const doc = await api<{ paths: Record<string, Record<string, unknown>> }>('GET', '/api/v1/openapi.json');
   const set = new Set<string>();
-  for (const [p, ops] of Object.entries(doc.paths)) for (const m of Object.keys(ops)) set.add(`${m.toUpperCase()} ${p}`);
+  for (const [p, ops] of Object.entries(doc.paths))
+    for (const m of Object.keys(ops)) set.add(`${m.toUpperCase()} ${p}`);
   return set;
 }

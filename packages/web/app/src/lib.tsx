@@ -25,7 +25,13 @@ export function useLocation(): { path: string; search: URLSearchParams } {
 }
 
 /** An in-app link: a real `<a href>` (so open-in-new-tab works) that navigates without reload. */
-export function Link(props: { to: string; children: ReactNode; className?: string; 'aria-current'?: 'page' | undefined; onClick?: () => void }) {
+export function Link(props: {
+  to: string;
+  children: ReactNode;
+  className?: string;
+  'aria-current'?: 'page' | undefined;
+  onClick?: () => void;
+}) {
   return (
     <a
       href={props.to}
@@ -174,7 +180,12 @@ export function Badge({ value, label }: { value: string; label?: string }) {
   return <span className={`badge tone-${STATUS_TONE[value] ?? 'muted'}`}>{label ?? value.replace('_', ' ')}</span>;
 }
 export function RiskBadge({ risk }: { risk: string | undefined }) {
-  if (risk === undefined) return <span className="badge tone-muted" title="this server does not report the risk tier yet">risk ?</span>;
+  if (risk === undefined)
+    return (
+      <span className="badge tone-muted" title="this server does not report the risk tier yet">
+        risk ?
+      </span>
+    );
   return <Badge value={risk} label={risk} />;
 }
 
@@ -200,7 +211,10 @@ export function NotAvailable({ what, detail }: { what: string; detail?: string }
   return (
     <div className="empty" role="status">
       <h2>{what} is not available in this build</h2>
-      <p>{detail ?? 'This control plane does not offer the API behind this page yet. The page lights up once the server does; nothing to configure.'}</p>
+      <p>
+        {detail ??
+          'This control plane does not offer the API behind this page yet. The page lights up once the server does; nothing to configure.'}
+      </p>
     </div>
   );
 }
@@ -240,14 +254,24 @@ export function CopyButton({ text, label = 'Copy' }: { text: string; label?: str
     >
       {done === 'copied' ? 'Copied' : done === 'failed' ? 'Select and copy' : label}
       <span className="sr-only" aria-live="polite">
-        {done === 'copied' ? ' — copied to the clipboard' : done === 'failed' ? ' — the clipboard is not available; select the text' : ''}
+        {done === 'copied'
+          ? ' — copied to the clipboard'
+          : done === 'failed'
+            ? ' — the clipboard is not available; select the text'
+            : ''}
       </span>
     </button>
   );
 }
 
 /** A labelled form field with its error message wired to it. */
-export function Field(props: { id: string; label: string; hint?: string; error?: string | undefined; children: ReactNode }) {
+export function Field(props: {
+  id: string;
+  label: string;
+  hint?: string;
+  error?: string | undefined;
+  children: ReactNode;
+}) {
   return (
     <div className={`field${props.error === undefined ? '' : ' has-error'}`}>
       <label htmlFor={props.id}>{props.label}</label>

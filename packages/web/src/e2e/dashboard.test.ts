@@ -236,7 +236,10 @@ describe('dashboard end to end (headless Chromium)', { timeout: 240_000 }, () =>
     assert.ok(kinds.length >= 2 && kinds.every((k) => k === 'pack.trusted'), `kinds: ${kinds.join(',')}`);
     await screenshot(page, 'audit');
     await checkA11y('audit');
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export NDJSON' }).click()]);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export NDJSON' }).click(),
+    ]);
     const file = await download.path();
     const lines = readFileSync(file, 'utf8').trim().split('\n');
     assert.ok(lines.length > 5, 'the export has events');

@@ -1,6 +1,19 @@
 import { type FormEvent, useMemo, useState } from 'react';
 import { ApiError, type ArgSpec, api, type Risk, type Run, type Runner } from '../api';
-import { describedBy, Empty, ErrorBox, Field, Link, Loading, navigate, PageHeader, RiskBadge, usePoll, useLocation, useSession } from '../lib';
+import {
+  describedBy,
+  Empty,
+  ErrorBox,
+  Field,
+  Link,
+  Loading,
+  navigate,
+  PageHeader,
+  RiskBadge,
+  useLocation,
+  usePoll,
+  useSession,
+} from '../lib';
 
 interface CatalogAction {
   id: string;
@@ -73,8 +86,16 @@ function specToRows(args: Record<string, ArgSpec> | undefined): ArgRow[] {
   return Object.entries(args).map(([name, spec]) => ({
     key: rowKey++,
     name,
-    type: spec.type === 'integer' || spec.type === 'number' ? 'number' : spec.type === 'boolean' ? 'boolean' : spec.type === 'list' ? 'json' : 'string',
-    value: spec.default === undefined ? '' : typeof spec.default === 'string' ? spec.default : JSON.stringify(spec.default),
+    type:
+      spec.type === 'integer' || spec.type === 'number'
+        ? 'number'
+        : spec.type === 'boolean'
+          ? 'boolean'
+          : spec.type === 'list'
+            ? 'json'
+            : 'string',
+    value:
+      spec.default === undefined ? '' : typeof spec.default === 'string' ? spec.default : JSON.stringify(spec.default),
   }));
 }
 
@@ -88,7 +109,8 @@ function RunForm({ action }: { action: CatalogAction }) {
   const [busy, setBusy] = useState(false);
   const typed = action.args !== undefined;
 
-  const update = (key: number, patch: Partial<ArgRow>): void => setRows((rs) => rs.map((r) => (r.key === key ? { ...r, ...patch } : r)));
+  const update = (key: number, patch: Partial<ArgRow>): void =>
+    setRows((rs) => rs.map((r) => (r.key === key ? { ...r, ...patch } : r)));
 
   async function submit(e: FormEvent): Promise<void> {
     e.preventDefault();
@@ -99,7 +121,8 @@ function RunForm({ action }: { action: CatalogAction }) {
         if (row.value !== '') errs[`name-${row.key}`] = 'give the argument a name';
         continue;
       }
-      if (!/^[a-z_][a-z0-9_]*$/i.test(row.name.trim())) errs[`name-${row.key}`] = 'argument names are letters, digits and _';
+      if (!/^[a-z_][a-z0-9_]*$/i.test(row.name.trim()))
+        errs[`name-${row.key}`] = 'argument names are letters, digits and _';
       const c = coerce(row);
       if (c.error !== undefined) errs[`value-${row.key}`] = c.error;
       else args[row.name.trim()] = c.value;
@@ -118,18 +141,39 @@ function RunForm({ action }: { action: CatalogAction }) {
       setBusy(false);
     }
   }
-  const argError = (name: string): string | undefined => error?.fields.find((f) => f.field === `body.args.${name}` || f.field === `args.${name}` || f.field === name)?.message;
-  const runnerErr = local['runner'] ?? error?.fieldMessage('runner') ?? (error?.code === 'runner_offline' ? error.message : undefined);
+  const argError = (name: string): string | undefined =>
+    error?.fields.find((f) => f.field === `body.args.${name}` || f.field === `args.${name}` || f.field === name)
+      ?.message;
+  const runnerErr =
+    local['runner'] ?? error?.fieldMessage('runner') ?? (error?.code === 'runner_offline' ? error.message : undefined);
   const reasonErr = local['reason'] ?? error?.fieldMessage('reason');
-  const unplaced = error?.fields.filter((f) => !f.field.startsWith('body.args.') && !['body.runner', 'body.reason'].includes(f.field)) ?? [];
+  const unplaced =
+    error?.fields.filter(
+      (f) => !f.field.startsWith('body.args.') && !['body.runner', 'body.reason'].includes(f.field),
+    ) ?? [];
   return (
     <form className="panel" onSubmit={(e) => void submit(e)} noValidate aria-labelledby="runform-h">
       <h2 id="runform-h">Run {action.id}</h2>
       {error !== undefined && (error.fields.length === 0 || unplaced.length > 0) && error.code !== 'runner_offline' && (
-        <ErrorBox error={new ApiError(error.status, error.code, error.code === 'pack_untrusted' ? `${error.message} — review it under Packs & trust.` : error.message, unplaced)} title="The run was not started" />
+        <ErrorBox
+          error={
+            new ApiError(
+              error.status,
+              error.code,
+              error.code === 'pack_untrusted' ? `${error.message} — review it under Packs & trust.` : error.message,
+              unplaced,
+            )
+          }
+          title="The run was not started"
+        />
       )}
       <Field id="run-runner" label="Runner" error={runnerErr}>
-        <select id="run-runner" value={runner} onChange={(e) => setRunner(e.target.value)} {...describedBy('run-runner', false, runnerErr)}>
+        <select
+          id="run-runner"
+          value={runner}
+          onChange={(e) => setRunner(e.target.value)}
+          {...describedBy('run-runner', false, runnerErr)}
+        >
           {action.runners.map((r) => (
             <option key={r.id} value={r.name}>
               {r.name} {r.online ? '' : '(offline)'}
@@ -139,7 +183,12 @@ function RunForm({ action }: { action: CatalogAction }) {
       </Field>
       <fieldset className="args">
         <legend>Arguments</legend>
-        {!typed && <p className="hint">This server does not publish argument schemas yet: add each argument by name. The runner validates them against the action's declaration and names any problem.</p>}
+        {!typed && (
+          <p className="hint">
+            This server does not publish argument schemas yet: add each argument by name. The runner validates them
+            against the action's declaration and names any problem.
+          </p>
+        )}
         {rows.length === 0 && <p className="muted">No arguments. Defaults declared by the action apply.</p>}
         {rows.map((row, i) => {
           const nameErr = local[`name-${row.key}`];
@@ -154,12 +203,26 @@ function RunForm({ action }: { action: CatalogAction }) {
                 </span>
               ) : (
                 <Field id={`arg-name-${row.key}`} label={`Name of argument ${i + 1}`} error={nameErr}>
-                  <input id={`arg-name-${row.key}`} value={row.name} onChange={(e) => update(row.key, { name: e.target.value })} {...describedBy(`arg-name-${row.key}`, false, nameErr)} />
+                  <input
+                    id={`arg-name-${row.key}`}
+                    value={row.name}
+                    onChange={(e) => update(row.key, { name: e.target.value })}
+                    {...describedBy(`arg-name-${row.key}`, false, nameErr)}
+                  />
                 </Field>
               )}
               {!typed && (
                 <Field id={`arg-type-${row.key}`} label="Type">
-                  <select id={`arg-type-${row.key}`} value={row.type} onChange={(e) => update(row.key, { type: e.target.value as ArgType, value: e.target.value === 'boolean' ? 'true' : row.value })}>
+                  <select
+                    id={`arg-type-${row.key}`}
+                    value={row.type}
+                    onChange={(e) =>
+                      update(row.key, {
+                        type: e.target.value as ArgType,
+                        value: e.target.value === 'boolean' ? 'true' : row.value,
+                      })
+                    }
+                  >
                     <option value="string">text</option>
                     <option value="number">number</option>
                     <option value="boolean">true/false</option>
@@ -169,12 +232,20 @@ function RunForm({ action }: { action: CatalogAction }) {
               )}
               <Field id={`arg-value-${row.key}`} label={typed ? `Value of ${row.name}` : 'Value'} error={valueErr}>
                 {row.type === 'boolean' ? (
-                  <select id={`arg-value-${row.key}`} value={row.value} onChange={(e) => update(row.key, { value: e.target.value })}>
+                  <select
+                    id={`arg-value-${row.key}`}
+                    value={row.value}
+                    onChange={(e) => update(row.key, { value: e.target.value })}
+                  >
                     <option value="true">true</option>
                     <option value="false">false</option>
                   </select>
                 ) : spec?.enum !== undefined ? (
-                  <select id={`arg-value-${row.key}`} value={row.value} onChange={(e) => update(row.key, { value: e.target.value })}>
+                  <select
+                    id={`arg-value-${row.key}`}
+                    value={row.value}
+                    onChange={(e) => update(row.key, { value: e.target.value })}
+                  >
                     {spec.enum.map((v) => (
                       <option key={v}>{v}</option>
                     ))}
@@ -190,7 +261,12 @@ function RunForm({ action }: { action: CatalogAction }) {
                 )}
               </Field>
               {!typed && (
-                <button type="button" className="btn btn-small btn-ghost" onClick={() => setRows((rs) => rs.filter((r) => r.key !== row.key))} aria-label={`Remove argument ${row.name || i + 1}`}>
+                <button
+                  type="button"
+                  className="btn btn-small btn-ghost"
+                  onClick={() => setRows((rs) => rs.filter((r) => r.key !== row.key))}
+                  aria-label={`Remove argument ${row.name || i + 1}`}
+                >
                   Remove
                 </button>
               )}
@@ -198,13 +274,27 @@ function RunForm({ action }: { action: CatalogAction }) {
           );
         })}
         {!typed && (
-          <button type="button" className="btn btn-small" onClick={() => setRows((rs) => [...rs, { key: rowKey++, name: '', type: 'string', value: '' }])}>
+          <button
+            type="button"
+            className="btn btn-small"
+            onClick={() => setRows((rs) => [...rs, { key: rowKey++, name: '', type: 'string', value: '' }])}
+          >
             Add argument
           </button>
         )}
       </fieldset>
-      <Field id="run-reason" label="Reason" hint="Why you run it; recorded with the run and in the audit log." error={reasonErr}>
-        <input id="run-reason" value={reason} onChange={(e) => setReason(e.target.value)} {...describedBy('run-reason', true, reasonErr)} />
+      <Field
+        id="run-reason"
+        label="Reason"
+        hint="Why you run it; recorded with the run and in the audit log."
+        error={reasonErr}
+      >
+        <input
+          id="run-reason"
+          value={reason}
+          onChange={(e) => setReason(e.target.value)}
+          {...describedBy('run-reason', true, reasonErr)}
+        />
       </Field>
       <div className="button-row">
         <button type="submit" className="btn btn-primary" disabled={busy || action.runners.length === 0}>
@@ -222,16 +312,34 @@ export function ActionsPage({ selected }: { selected: string | undefined }) {
   const runners = usePoll(() => api<{ runners: Runner[] }>('GET', '/api/v1/runners'), [], 5000);
   const catalog = useMemo(() => buildCatalog(runners.data?.runners ?? []), [runners.data]);
   const q = query.trim().toLowerCase();
-  const list = q === '' ? catalog : catalog.filter((a) => a.id.includes(q) || a.pack.includes(q) || (a.title ?? '').toLowerCase().includes(q) || (a.description ?? '').toLowerCase().includes(q));
+  const list =
+    q === ''
+      ? catalog
+      : catalog.filter(
+          (a) =>
+            a.id.includes(q) ||
+            a.pack.includes(q) ||
+            (a.title ?? '').toLowerCase().includes(q) ||
+            (a.description ?? '').toLowerCase().includes(q),
+        );
   const current = selected === undefined ? undefined : catalog.find((a) => a.id === selected);
   return (
     <>
-      <PageHeader title="Actions" sub="Every declared action the connected runners offer. Agents can only request these, with typed arguments." />
+      <PageHeader
+        title="Actions"
+        sub="Every declared action the connected runners offer. Agents can only request these, with typed arguments."
+      />
       <ErrorBox error={runners.error} title="Could not load the catalog" />
       <div className="split">
         <div className="split-list">
           <Field id="action-search" label="Search actions">
-            <input id="action-search" type="search" placeholder="e.g. uptime, postgres, restart" value={query} onChange={(e) => setQuery(e.target.value)} />
+            <input
+              id="action-search"
+              type="search"
+              placeholder="e.g. uptime, postgres, restart"
+              value={query}
+              onChange={(e) => setQuery(e.target.value)}
+            />
           </Field>
           <p className="muted small" role="status" aria-live="polite">
             {runners.loading ? 'Loading…' : `${list.length} of ${catalog.length} actions`}
@@ -248,7 +356,11 @@ export function ActionsPage({ selected }: { selected: string | undefined }) {
             <ul className="action-list">
               {list.slice(0, 300).map((a) => (
                 <li key={a.id}>
-                  <Link to={`/actions/${a.id}${search.toString() === '' ? '' : `?${search}`}`} className={a.id === selected ? 'active' : ''} aria-current={a.id === selected ? 'page' : undefined}>
+                  <Link
+                    to={`/actions/${a.id}${search.toString() === '' ? '' : `?${search}`}`}
+                    className={a.id === selected ? 'active' : ''}
+                    aria-current={a.id === selected ? 'page' : undefined}
+                  >
                     <span className="action-id">{a.id}</span>
                     <RiskBadge risk={a.risk} />
                     <span className="muted small">
@@ -276,9 +388,22 @@ export function ActionsPage({ selected }: { selected: string | undefined }) {
               <h2 className="action-title">
                 {current.title ?? current.id} <RiskBadge risk={current.risk} />
               </h2>
-              <p>{current.description ?? <span className="muted">Pack {current.pack}. Its description and argument schema are in the pack on the runner (`airlock action show {current.id}`).</span>}</p>
-              <p className="small">Offered by: {current.runners.map((r) => `${r.name}${r.online ? '' : ' (offline)'}`).join(', ')}</p>
-              {s.can('runs:write') ? <RunForm key={current.id} action={current} /> : <p className="muted">You can browse actions; running them needs the runs:write permission.</p>}
+              <p>
+                {current.description ?? (
+                  <span className="muted">
+                    Pack {current.pack}. Its description and argument schema are in the pack on the runner (`airlock
+                    action show {current.id}`).
+                  </span>
+                )}
+              </p>
+              <p className="small">
+                Offered by: {current.runners.map((r) => `${r.name}${r.online ? '' : ' (offline)'}`).join(', ')}
+              </p>
+              {s.can('runs:write') ? (
+                <RunForm key={current.id} action={current} />
+              ) : (
+                <p className="muted">You can browse actions; running them needs the runs:write permission.</p>
+              )}
             </>
           )}
         </div>

@@ -1,6 +1,20 @@
 import { type FormEvent, useState } from 'react';
 import { ApiError, type AuditEvent, api, saveBlob } from '../api';
-import { Badge, Empty, ErrorBox, Field, Loading, NotAvailable, PageHeader, principalName, shortHash, TableWrap, Time, usePoll, useSession } from '../lib';
+import {
+  Badge,
+  Empty,
+  ErrorBox,
+  Field,
+  Loading,
+  NotAvailable,
+  PageHeader,
+  principalName,
+  shortHash,
+  TableWrap,
+  Time,
+  usePoll,
+  useSession,
+} from '../lib';
 
 interface Verify {
   ok: boolean;
@@ -23,9 +37,21 @@ export function AuditPage() {
   const [exporting, setExporting] = useState<string>();
   const [exportErr, setExportErr] = useState<ApiError>();
   const params = new URLSearchParams({ limit: '100' });
-  for (const [k, v] of Object.entries(applied)) if (v.trim() !== '') params.set(k, k === 'from' || k === 'to' ? new Date(v).toISOString() : v.trim());
-  const events = usePoll(() => (available ? api<{ events: AuditEvent[]; next_cursor: string | null }>('GET', `/api/v1/audit/events?${params}`) : Promise.resolve(undefined)), [available, params.toString()], 5000);
-  const verify = usePoll(() => (s.has('GET /api/v1/audit/verify') ? api<Verify>('GET', '/api/v1/audit/verify') : Promise.resolve(undefined)), [], 30000);
+  for (const [k, v] of Object.entries(applied))
+    if (v.trim() !== '') params.set(k, k === 'from' || k === 'to' ? new Date(v).toISOString() : v.trim());
+  const events = usePoll(
+    () =>
+      available
+        ? api<{ events: AuditEvent[]; next_cursor: string | null }>('GET', `/api/v1/audit/events?${params}`)
+        : Promise.resolve(undefined),
+    [available, params.toString()],
+    5000,
+  );
+  const verify = usePoll(
+    () => (s.has('GET /api/v1/audit/verify') ? api<Verify>('GET', '/api/v1/audit/verify') : Promise.resolve(undefined)),
+    [],
+    30000,
+  );
   if (!available) {
     return (
       <>
@@ -50,14 +76,21 @@ export function AuditPage() {
         const res = await fetch(`/api/v1/audit/export?${q}`, { credentials: 'same-origin' });
         if (!res.ok) {
           const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
-          throw new ApiError(res.status, body.error?.code ?? 'export', body.error?.message ?? `export failed (${res.status})`);
+          throw new ApiError(
+            res.status,
+            body.error?.code ?? 'export',
+            body.error?.message ?? `export failed (${res.status})`,
+          );
         }
         parts.push(await res.text());
         cursor = res.headers.get('x-next-cursor');
         if (res.headers.get('x-has-more') !== 'true' || cursor === null || cursor === '') break;
       }
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-      saveBlob(new Blob(parts, { type: format === 'cef' ? 'text/plain' : 'application/x-ndjson' }), `airlock-audit-${stamp}.${format === 'cef' ? 'cef' : 'ndjson'}`);
+      saveBlob(
+        new Blob(parts, { type: format === 'cef' ? 'text/plain' : 'application/x-ndjson' }),
+        `airlock-audit-${stamp}.${format === 'cef' ? 'cef' : 'ndjson'}`,
+      );
     } catch (e) {
       setExportErr(e as ApiError);
     } finally {
@@ -71,10 +104,20 @@ export function AuditPage() {
       <PageHeader title="Audit" sub="Every attempt and every decision, in a hash chain the server verifies.">
         {s.has('GET /api/v1/audit/export') && (
           <>
-            <button type="button" className="btn" onClick={() => void exportAll('ndjson')} disabled={exporting !== undefined}>
+            <button
+              type="button"
+              className="btn"
+              onClick={() => void exportAll('ndjson')}
+              disabled={exporting !== undefined}
+            >
               {exporting === 'ndjson' ? 'Exporting…' : 'Export NDJSON'}
             </button>
-            <button type="button" className="btn" onClick={() => void exportAll('cef')} disabled={exporting !== undefined}>
+            <button
+              type="button"
+              className="btn"
+              onClick={() => void exportAll('cef')}
+              disabled={exporting !== undefined}
+            >
               {exporting === 'cef' ? 'Exporting…' : 'Export CEF'}
             </button>
           </>
@@ -85,7 +128,8 @@ export function AuditPage() {
         <div className={`alert ${v.ok ? 'alert-ok' : 'alert-bad'}`} role="status" data-testid="chain-status">
           {v.ok ? (
             <>
-              <strong>Chain verified:</strong> {v.count ?? 0} events{v.head != null && <>, head {shortHash(v.head.hash)}</>}; {v.checkpoints.count} signed checkpoints
+              <strong>Chain verified:</strong> {v.count ?? 0} events
+              {v.head != null && <>, head {shortHash(v.head.hash)}</>}; {v.checkpoints.count} signed checkpoints
               {v.runners.length > 0 && <>; {v.runners.length} runner mirrors checked</>}.
             </>
           ) : (
@@ -98,11 +142,20 @@ export function AuditPage() {
       <form className="filters" onSubmit={apply} aria-label="Search the audit log">
         {FILTERS.map((f) => (
           <Field key={f} id={`audit-${f}`} label={f === 'q' ? 'Search text' : f}>
-            <input id={`audit-${f}`} type={f === 'q' ? 'search' : 'text'} value={form[f] ?? ''} onChange={(e) => setForm({ ...form, [f]: e.target.value })} />
+            <input
+              id={`audit-${f}`}
+              type={f === 'q' ? 'search' : 'text'}
+              value={form[f] ?? ''}
+              onChange={(e) => setForm({ ...form, [f]: e.target.value })}
+            />
           </Field>
         ))}
         <Field id="audit-status" label="status">
-          <select id="audit-status" value={form['status'] ?? ''} onChange={(e) => setForm({ ...form, status: e.target.value })}>
+          <select
+            id="audit-status"
+            value={form['status'] ?? ''}
+            onChange={(e) => setForm({ ...form, status: e.target.value })}
+          >
             <option value="">any</option>
             {['success', 'failure', 'validation_failed', 'error', 'timeout', 'cancelled'].map((x) => (
               <option key={x}>{x}</option>
@@ -110,10 +163,20 @@ export function AuditPage() {
           </select>
         </Field>
         <Field id="audit-from" label="from">
-          <input id="audit-from" type="datetime-local" value={form['from'] ?? ''} onChange={(e) => setForm({ ...form, from: e.target.value })} />
+          <input
+            id="audit-from"
+            type="datetime-local"
+            value={form['from'] ?? ''}
+            onChange={(e) => setForm({ ...form, from: e.target.value })}
+          />
         </Field>
         <Field id="audit-to" label="to">
-          <input id="audit-to" type="datetime-local" value={form['to'] ?? ''} onChange={(e) => setForm({ ...form, to: e.target.value })} />
+          <input
+            id="audit-to"
+            type="datetime-local"
+            value={form['to'] ?? ''}
+            onChange={(e) => setForm({ ...form, to: e.target.value })}
+          />
         </Field>
         <div className="button-row">
           <button type="submit" className="btn btn-primary">
@@ -154,7 +217,12 @@ export function AuditPage() {
             </thead>
             <tbody>
               {list.map((e) => (
-                <AuditRow key={e.seq} e={e} open={open === e.seq} toggle={() => setOpen(open === e.seq ? undefined : e.seq)} />
+                <AuditRow
+                  key={e.seq}
+                  e={e}
+                  open={open === e.seq}
+                  toggle={() => setOpen(open === e.seq ? undefined : e.seq)}
+                />
               ))}
             </tbody>
           </table>

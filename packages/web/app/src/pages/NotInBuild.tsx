@@ -10,8 +10,8 @@ export function NotInBuildPage({ title, route, what }: { title: string; route: s
         <div className="empty">
           <h2>{what}</h2>
           <p>
-            This server offers <code>{route}</code>; the dashboard view for it is not written yet. Use the CLI or the API
-            (<a href="/api/v1/openapi.json">OpenAPI document</a>) meanwhile.
+            This server offers <code>{route}</code>; the dashboard view for it is not written yet. Use the CLI or the
+            API (<a href="/api/v1/openapi.json">OpenAPI document</a>) meanwhile.
           </p>
         </div>
       ) : (

@@ -1,7 +1,19 @@
 import { api, isFinal, type Pack, type Run, type Runner } from '../api';
 import { Badge, Empty, ErrorBox, Link, Loading, PageHeader, principalName, Time, usePoll, useSession } from '../lib';
 
-function Card({ label, value, to, tone, note }: { label: string; value: string | number; to?: string; tone?: string; note?: string }) {
+function Card({
+  label,
+  value,
+  to,
+  tone,
+  note,
+}: {
+  label: string;
+  value: string | number;
+  to?: string;
+  tone?: string;
+  note?: string;
+}) {
   const body = (
     <>
       <span className="card-value">{value}</span>
@@ -9,17 +21,46 @@ function Card({ label, value, to, tone, note }: { label: string; value: string |
       {note !== undefined && <span className="card-note">{note}</span>}
     </>
   );
-  return <li className={`card tone-${tone ?? 'plain'}`}>{to === undefined ? <div className="card-inner">{body}</div> : <Link to={to} className="card-inner">{body}</Link>}</li>;
+  return (
+    <li className={`card tone-${tone ?? 'plain'}`}>
+      {to === undefined ? (
+        <div className="card-inner">{body}</div>
+      ) : (
+        <Link to={to} className="card-inner">
+          {body}
+        </Link>
+      )}
+    </li>
+  );
 }
 
 export function OverviewPage() {
   const s = useSession();
-  const runners = usePoll(() => (s.can('runners:read') ? api<{ runners: Runner[] }>('GET', '/api/v1/runners') : Promise.resolve({ runners: [] })), [], 3000);
-  const runs = usePoll(() => (s.can('runs:read') ? api<{ runs: Run[] }>('GET', '/api/v1/runs?limit=100') : Promise.resolve({ runs: [] })), [], 3000);
-  const packs = usePoll(() => (s.can('packs:read') ? api<{ packs: Pack[] }>('GET', '/api/v1/packs?status=pending') : Promise.resolve({ packs: [] })), [], 5000);
+  const runners = usePoll(
+    () =>
+      s.can('runners:read') ? api<{ runners: Runner[] }>('GET', '/api/v1/runners') : Promise.resolve({ runners: [] }),
+    [],
+    3000,
+  );
+  const runs = usePoll(
+    () => (s.can('runs:read') ? api<{ runs: Run[] }>('GET', '/api/v1/runs?limit=100') : Promise.resolve({ runs: [] })),
+    [],
+    3000,
+  );
+  const packs = usePoll(
+    () =>
+      s.can('packs:read')
+        ? api<{ packs: Pack[] }>('GET', '/api/v1/packs?status=pending')
+        : Promise.resolve({ packs: [] }),
+    [],
+    5000,
+  );
   const approvalsAvailable = s.has('GET /api/v1/approvals');
   const approvals = usePoll(
-    () => (approvalsAvailable ? api<{ approvals?: unknown[] }>('GET', '/api/v1/approvals?status=pending') : Promise.resolve(undefined)),
+    () =>
+      approvalsAvailable
+        ? api<{ approvals?: unknown[] }>('GET', '/api/v1/approvals?status=pending')
+        : Promise.resolve(undefined),
     [approvalsAvailable],
     5000,
   );
@@ -29,7 +70,9 @@ export function OverviewPage() {
   const offline = rs.filter((r) => !r.online && r.status !== 'revoked').length;
   const all = runs.data?.runs ?? [];
   const inFlight = all.filter((r) => !isFinal(r.status));
-  const failures = all.filter((r) => ['failure', 'error', 'timeout', 'validation_failed'].includes(r.status)).slice(0, 5);
+  const failures = all
+    .filter((r) => ['failure', 'error', 'timeout', 'validation_failed'].includes(r.status))
+    .slice(0, 5);
   const pending = packs.data?.packs ?? [];
   const runnerName = (id: string): string => rs.find((r) => r.id === id)?.name ?? id.slice(0, 8);
 
@@ -38,7 +81,13 @@ export function OverviewPage() {
       <PageHeader title="Overview" sub={`Organisation ${s.me.user.org.name}`} />
       <ErrorBox error={runners.error ?? runs.error ?? packs.error} title="Could not refresh" />
       <ul className="cards" aria-label="At a glance">
-        <Card label="runners online" value={runners.loading ? '…' : `${online} / ${rs.filter((r) => r.status !== 'revoked').length}`} to="/runners" tone={offline > 0 ? 'warn' : 'ok'} note={offline > 0 ? `${offline} offline` : undefined} />
+        <Card
+          label="runners online"
+          value={runners.loading ? '…' : `${online} / ${rs.filter((r) => r.status !== 'revoked').length}`}
+          to="/runners"
+          tone={offline > 0 ? 'warn' : 'ok'}
+          note={offline > 0 ? `${offline} offline` : undefined}
+        />
         <Card label="runs in flight" value={runs.loading ? '…' : inFlight.length} to="/runs" tone="info" />
         <Card
           label="approvals waiting"
@@ -46,12 +95,18 @@ export function OverviewPage() {
           to="/approvals"
           note={approvalsAvailable ? undefined : 'not in this build'}
         />
-        <Card label="packs awaiting trust" value={packs.loading ? '…' : pending.length} to="/packs" tone={pending.length > 0 ? 'warn' : 'plain'} />
+        <Card
+          label="packs awaiting trust"
+          value={packs.loading ? '…' : pending.length}
+          to="/packs"
+          tone={pending.length > 0 ? 'warn' : 'plain'}
+        />
       </ul>
 
       {!runners.loading && rs.length === 0 && s.can('runners:write') && (
         <div className="alert alert-info">
-          No runners yet. <Link to="/runners?new=1">Create a runner</Link> and start it on a host with the command it shows.
+          No runners yet. <Link to="/runners?new=1">Create a runner</Link> and start it on a host with the command it
+          shows.
         </div>
       )}
 
@@ -87,7 +142,10 @@ export function OverviewPage() {
             <ul className="plain-list">
               {failures.map((r) => (
                 <li key={r.id}>
-                  <Badge value={r.status} /> <Link to={`/runs/${r.id}`}>{r.action}</Link> <span className="muted">on {runnerName(r.runner_id)} · <Time iso={r.created_at} /></span>
+                  <Badge value={r.status} /> <Link to={`/runs/${r.id}`}>{r.action}</Link>{' '}
+                  <span className="muted">
+                    on {runnerName(r.runner_id)} · <Time iso={r.created_at} />
+                  </span>
                 </li>
               ))}
             </ul>

@@ -1,17 +1,37 @@
 import { type FormEvent, useState } from 'react';
 import { type ApiError, api, type Pack, type PackDetail, type Runner } from '../api';
-import { Badge, Empty, ErrorBox, Field, Link, Loading, PageHeader, shortHash, TableWrap, Time, usePoll, useSession } from '../lib';
+import {
+  Badge,
+  Empty,
+  ErrorBox,
+  Field,
+  Link,
+  Loading,
+  PageHeader,
+  shortHash,
+  TableWrap,
+  Time,
+  usePoll,
+  useSession,
+} from '../lib';
 
 const ORDER: Record<string, number> = { pending: 0, trusted: 1, rejected: 2 };
 
 export function PacksPage() {
   const [filter, setFilter] = useState<'all' | 'pending' | 'trusted' | 'rejected'>('all');
   const packs = usePoll(() => api<{ packs: Pack[] }>('GET', '/api/v1/packs'), [], 3000);
-  const runners = usePoll(() => api<{ runners: Runner[] }>('GET', '/api/v1/runners').catch(() => ({ runners: [] as Runner[] })), [], 10000);
-  const all = [...(packs.data?.packs ?? [])].sort((a, b) => (ORDER[a.status] ?? 3) - (ORDER[b.status] ?? 3) || a.name.localeCompare(b.name));
+  const runners = usePoll(
+    () => api<{ runners: Runner[] }>('GET', '/api/v1/runners').catch(() => ({ runners: [] as Runner[] })),
+    [],
+    10000,
+  );
+  const all = [...(packs.data?.packs ?? [])].sort(
+    (a, b) => (ORDER[a.status] ?? 3) - (ORDER[b.status] ?? 3) || a.name.localeCompare(b.name),
+  );
   const list = filter === 'all' ? all : all.filter((p) => p.status === filter);
   const pendingCount = all.filter((p) => p.status === 'pending').length;
-  const runnerName = (id: string | null): string => (id === null ? '—' : (runners.data?.runners.find((r) => r.id === id)?.name ?? id.slice(0, 8)));
+  const runnerName = (id: string | null): string =>
+    id === null ? '—' : (runners.data?.runners.find((r) => r.id === id)?.name ?? id.slice(0, 8));
   return (
     <>
       <PageHeader
@@ -32,7 +52,10 @@ export function PacksPage() {
         <Loading what="packs" />
       ) : list.length === 0 ? (
         <Empty title={filter === 'pending' ? 'Nothing awaits trust' : 'No packs here'}>
-          <p>Packs appear when a runner connects and advertises them. Changed packs (a new hash) show up as awaiting trust.</p>
+          <p>
+            Packs appear when a runner connects and advertises them. Changed packs (a new hash) show up as awaiting
+            trust.
+          </p>
         </Empty>
       ) : (
         <TableWrap label="Pack versions">
@@ -112,7 +135,10 @@ export function PackDetailPage({ id }: { id: string }) {
     return pack.error !== undefined ? (
       <>
         <PageHeader title="Pack" />
-        <ErrorBox error={pack.error} title={pack.error.status === 404 ? 'No such pack version' : 'Could not load the pack'} />
+        <ErrorBox
+          error={pack.error}
+          title={pack.error.status === 404 ? 'No such pack version' : 'Could not load the pack'}
+        />
       </>
     ) : (
       <Loading what="the pack" />
@@ -123,7 +149,11 @@ export function PackDetailPage({ id }: { id: string }) {
     setBusy(true);
     setError(undefined);
     try {
-      await api('POST', `/api/v1/packs/${encodeURIComponent(id)}/${decision}`, comment.trim() === '' ? {} : { comment: comment.trim() });
+      await api(
+        'POST',
+        `/api/v1/packs/${encodeURIComponent(id)}/${decision}`,
+        comment.trim() === '' ? {} : { comment: comment.trim() },
+      );
       setComment('');
       pack.reload();
     } catch (err) {
@@ -180,7 +210,11 @@ export function PackDetailPage({ id }: { id: string }) {
           <h2 id="decide-h">Decide</h2>
           <p>Trusting lets runners that advertise exactly this hash run its actions. Rejecting keeps them blocked.</p>
           <ErrorBox error={error} title="Could not record the decision" />
-          <Field id="decision-comment" label="Comment (recorded in the audit log)" error={error?.fieldMessage('comment')}>
+          <Field
+            id="decision-comment"
+            label="Comment (recorded in the audit log)"
+            error={error?.fieldMessage('comment')}
+          >
             <textarea id="decision-comment" rows={2} value={comment} onChange={(e) => setComment(e.target.value)} />
           </Field>
           <div className="button-row">
@@ -205,13 +239,23 @@ export function PackDetailPage({ id }: { id: string }) {
             <li key={f.path} className="file">
               <details open={changed.length <= 6}>
                 <summary>
-                  <Badge value={f.change === 'removed' ? 'rejected' : f.change === 'added' ? 'success' : 'pending'} label={f.change} /> <code>{f.path}</code>
+                  <Badge
+                    value={f.change === 'removed' ? 'rejected' : f.change === 'added' ? 'success' : 'pending'}
+                    label={f.change}
+                  />{' '}
+                  <code>{f.path}</code>
                 </summary>
                 <p className="muted small">
                   {f.old_sha256 !== null && <>old {shortHash(f.old_sha256)} </>}
                   {f.new_sha256 !== null && <>new {shortHash(f.new_sha256)}</>}
                 </p>
-                {f.diff === null ? <p className="muted">The file contents are not available yet (the runner sends them after it connects).</p> : <DiffView diff={f.diff} />}
+                {f.diff === null ? (
+                  <p className="muted">
+                    The file contents are not available yet (the runner sends them after it connects).
+                  </p>
+                ) : (
+                  <DiffView diff={f.diff} />
+                )}
               </details>
             </li>
           ))}
@@ -219,7 +263,12 @@ export function PackDetailPage({ id }: { id: string }) {
       )}
       {unchanged.length > 0 && (
         <p>
-          <button type="button" className="linklike" aria-expanded={showUnchanged} onClick={() => setShowUnchanged((v) => !v)}>
+          <button
+            type="button"
+            className="linklike"
+            aria-expanded={showUnchanged}
+            onClick={() => setShowUnchanged((v) => !v)}
+          >
             {showUnchanged ? 'Hide' : 'Show'} {unchanged.length} unchanged files
           </button>
         </p>

@@ -1,6 +1,23 @@
 import { type FormEvent, useState } from 'react';
-import { ApiError, api, type Pack, type Runner } from '../api';
-import { Badge, CopyButton, describedBy, Empty, ErrorBox, Field, Link, Loading, navigate, PageHeader, shortHash, TableWrap, Time, usePoll, useLocation, useSession } from '../lib';
+import { type ApiError, api, type Pack, type Runner } from '../api';
+import {
+  Badge,
+  CopyButton,
+  describedBy,
+  Empty,
+  ErrorBox,
+  Field,
+  Link,
+  Loading,
+  navigate,
+  PageHeader,
+  shortHash,
+  TableWrap,
+  Time,
+  useLocation,
+  usePoll,
+  useSession,
+} from '../lib';
 
 interface Created {
   runner: Runner;
@@ -11,7 +28,10 @@ interface Created {
 
 function parseLabels(text: string): { labels: Record<string, string>; error?: string } {
   const labels: Record<string, string> = {};
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^([^=\s]+)\s*=\s*(.*)$/.exec(part);
     if (m === null) return { labels, error: `"${part}" is not key=value` };
     labels[m[1]!] = m[2]!;
@@ -29,7 +49,8 @@ function CreateRunner({ onCreated, onCancel }: { onCreated: (c: Created) => void
     e.preventDefault();
     const l = parseLabels(labels);
     const errs: { name?: string; labels?: string } = {};
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) errs.name = 'use 1-63 letters, digits, dot, dash or underscore, starting with a letter or digit';
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name))
+      errs.name = 'use 1-63 letters, digits, dot, dash or underscore, starting with a letter or digit';
     if (l.error !== undefined) errs.labels = l.error;
     setLocal(errs);
     if (Object.keys(errs).length > 0) return;
@@ -48,14 +69,37 @@ function CreateRunner({ onCreated, onCancel }: { onCreated: (c: Created) => void
   return (
     <form className="panel" onSubmit={(e) => void submit(e)} noValidate aria-labelledby="new-runner-h">
       <h2 id="new-runner-h">New runner</h2>
-      {error !== undefined && error.fields.length === 0 && error.code !== 'conflict' && <ErrorBox error={error} title="Could not create the runner" />}
+      {error !== undefined && error.fields.length === 0 && error.code !== 'conflict' && (
+        <ErrorBox error={error} title="Could not create the runner" />
+      )}
       <div className="form-row">
-        <Field id="runner-name" label="Name" hint="How people and agents will refer to this host, e.g. web-1." error={nameErr}>
+        <Field
+          id="runner-name"
+          label="Name"
+          hint="How people and agents will refer to this host, e.g. web-1."
+          error={nameErr}
+        >
           {/* biome-ignore lint/a11y/noAutofocus: the form was just opened on purpose */}
-          <input id="runner-name" value={name} onChange={(e) => setName(e.target.value)} autoFocus {...describedBy('runner-name', true, nameErr)} />
+          <input
+            id="runner-name"
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            autoFocus
+            {...describedBy('runner-name', true, nameErr)}
+          />
         </Field>
-        <Field id="runner-labels" label="Labels (optional)" hint="Comma-separated key=value, e.g. env=prod, role=db." error={labelErr}>
-          <input id="runner-labels" value={labels} onChange={(e) => setLabels(e.target.value)} {...describedBy('runner-labels', true, labelErr)} />
+        <Field
+          id="runner-labels"
+          label="Labels (optional)"
+          hint="Comma-separated key=value, e.g. env=prod, role=db."
+          error={labelErr}
+        >
+          <input
+            id="runner-labels"
+            value={labels}
+            onChange={(e) => setLabels(e.target.value)}
+            {...describedBy('runner-labels', true, labelErr)}
+          />
         </Field>
       </div>
       <div className="button-row">
@@ -75,7 +119,8 @@ function BootstrapShown({ created, onDone }: { created: Created; onDone: () => v
     <section className="panel panel-highlight" aria-labelledby="boot-h">
       <h2 id="boot-h">Runner {created.runner.name} created — start it on the host</h2>
       <p>
-        Run this on the host. The bootstrap key works <strong>once</strong> and expires <Time iso={created.bootstrap_expires_at} /> — it is not shown again.
+        Run this on the host. The bootstrap key works <strong>once</strong> and expires{' '}
+        <Time iso={created.bootstrap_expires_at} /> — it is not shown again.
       </p>
       <div className="codeline">
         <code data-testid="bootstrap-command">{created.command}</code>
@@ -105,7 +150,10 @@ export function RunnersPage() {
   const list = runners.data?.runners ?? [];
   return (
     <>
-      <PageHeader title="Runners" sub="Hosts that run declared actions. Runners dial out to this server; they never listen on a port.">
+      <PageHeader
+        title="Runners"
+        sub="Hosts that run declared actions. Runners dial out to this server; they never listen on a port."
+      >
         {s.can('runners:write') && !creating && created === undefined && (
           <button type="button" className="btn btn-primary" onClick={() => setCreating(true)}>
             New runner
@@ -185,7 +233,11 @@ function Labels({ labels }: { labels: Record<string, string> }) {
 export function RunnerDetailPage({ id }: { id: string }) {
   const s = useSession();
   const runner = usePoll(() => api<Runner>('GET', `/api/v1/runners/${encodeURIComponent(id)}`), [id], 3000);
-  const packs = usePoll(() => (s.can('packs:read') ? api<{ packs: Pack[] }>('GET', '/api/v1/packs') : Promise.resolve({ packs: [] })), [], 5000);
+  const packs = usePoll(
+    () => (s.can('packs:read') ? api<{ packs: Pack[] }>('GET', '/api/v1/packs') : Promise.resolve({ packs: [] })),
+    [],
+    5000,
+  );
   const [confirm, setConfirm] = useState(false);
   const [reason, setReason] = useState('');
   const [error, setError] = useState<ApiError>();
@@ -194,19 +246,27 @@ export function RunnerDetailPage({ id }: { id: string }) {
     return (
       <>
         <PageHeader title="Runner" />
-        <ErrorBox error={runner.error} title={runner.error.status === 404 ? 'No such runner' : 'Could not load the runner'} />
+        <ErrorBox
+          error={runner.error}
+          title={runner.error.status === 404 ? 'No such runner' : 'Could not load the runner'}
+        />
         <Link to="/runners">Back to runners</Link>
       </>
     );
   }
   if (r === undefined) return <Loading what="the runner" />;
-  const trustOf = (name: string, hash: string): Pack | undefined => packs.data?.packs.find((p) => p.name === name && p.hash === hash);
+  const trustOf = (name: string, hash: string): Pack | undefined =>
+    packs.data?.packs.find((p) => p.name === name && p.hash === hash);
 
   async function revoke(e: FormEvent): Promise<void> {
     e.preventDefault();
     setError(undefined);
     try {
-      await api('POST', `/api/v1/runners/${encodeURIComponent(id)}/revoke`, reason.trim() === '' ? {} : { reason: reason.trim() });
+      await api(
+        'POST',
+        `/api/v1/runners/${encodeURIComponent(id)}/revoke`,
+        reason.trim() === '' ? {} : { reason: reason.trim() },
+      );
       setConfirm(false);
       runner.reload();
     } catch (err) {
@@ -226,7 +286,9 @@ export function RunnerDetailPage({ id }: { id: string }) {
       {confirm && (
         <form className="panel panel-danger" onSubmit={(e) => void revoke(e)} aria-labelledby="revoke-h">
           <h2 id="revoke-h">Revoke {r.name}?</h2>
-          <p>Its token stops working at once and its connection is closed. To use the host again, create a new runner.</p>
+          <p>
+            Its token stops working at once and its connection is closed. To use the host again, create a new runner.
+          </p>
           <ErrorBox error={error} title="Could not revoke" />
           <Field id="revoke-reason" label="Reason (recorded in the audit log)">
             <input id="revoke-reason" value={reason} onChange={(e) => setReason(e.target.value)} />
@@ -280,11 +342,15 @@ export function RunnerDetailPage({ id }: { id: string }) {
         </div>
       </dl>
       {r.status === 'pending' && (
-        <div className="alert alert-info">This runner has not connected yet. Start it on the host with the bootstrap command shown when it was created.</div>
+        <div className="alert alert-info">
+          This runner has not connected yet. Start it on the host with the bootstrap command shown when it was created.
+        </div>
       )}
       <h2>Packs</h2>
       {r.packs.length === 0 ? (
-        <p className="muted">This runner has not advertised any packs{r.online ? '' : ' (it advertises them when it connects)'}.</p>
+        <p className="muted">
+          This runner has not advertised any packs{r.online ? '' : ' (it advertises them when it connects)'}.
+        </p>
       ) : (
         <TableWrap label={`Packs on ${r.name}`}>
           <table>
@@ -309,7 +375,11 @@ export function RunnerDetailPage({ id }: { id: string }) {
                     </td>
                     <td>{t === undefined ? <span className="muted">unknown</span> : <Badge value={t.status} />}</td>
                     <td>
-                      <button type="button" className="linklike" onClick={() => navigate(`/actions?pack=${encodeURIComponent(p.name)}`)}>
+                      <button
+                        type="button"
+                        className="linklike"
+                        onClick={() => navigate(`/actions?pack=${encodeURIComponent(p.name)}`)}
+                      >
                         {p.actions.length} actions
                       </button>
                     </td>

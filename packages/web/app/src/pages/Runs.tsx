@@ -1,11 +1,30 @@
 import { useEffect, useRef, useState } from 'react';
 import { type ApiError, api, FINAL_STATUSES, isFinal, type OutputLine, type Run, type Runner } from '../api';
-import { Badge, duration, Empty, ErrorBox, Field, Link, Loading, PageHeader, principalName, shortHash, TableWrap, Time, usePoll, useSession } from '../lib';
+import {
+  Badge,
+  duration,
+  Empty,
+  ErrorBox,
+  Field,
+  Link,
+  Loading,
+  PageHeader,
+  principalName,
+  shortHash,
+  TableWrap,
+  Time,
+  usePoll,
+  useSession,
+} from '../lib';
 
 const STATUSES = ['queued', 'dispatched', 'running', ...FINAL_STATUSES];
 
 function useRunnerNames(): (id: string) => string {
-  const runners = usePoll(() => api<{ runners: Runner[] }>('GET', '/api/v1/runners').catch(() => ({ runners: [] as Runner[] })), [], 10000);
+  const runners = usePoll(
+    () => api<{ runners: Runner[] }>('GET', '/api/v1/runners').catch(() => ({ runners: [] as Runner[] })),
+    [],
+    10000,
+  );
   return (id) => runners.data?.runners.find((r) => r.id === id)?.name ?? id.slice(0, 8);
 }
 
@@ -37,7 +56,12 @@ export function RunsPage() {
           </select>
         </Field>
         <Field id="runs-action" label="Action (exact id)">
-          <input id="runs-action" placeholder="linux.uptime" value={action} onChange={(e) => setAction(e.target.value)} />
+          <input
+            id="runs-action"
+            placeholder="linux.uptime"
+            value={action}
+            onChange={(e) => setAction(e.target.value)}
+          />
         </Field>
       </div>
       <ErrorBox error={runs.error} title="Could not load runs" />
@@ -46,7 +70,8 @@ export function RunsPage() {
       ) : list.length === 0 ? (
         <Empty title={status === '' && action === '' ? 'No runs yet' : 'No runs match'}>
           <p>
-            Runs appear here as soon as someone (or an agent) requests one. Start one from the <Link to="/actions">Actions catalog</Link>.
+            Runs appear here as soon as someone (or an agent) requests one. Start one from the{' '}
+            <Link to="/actions">Actions catalog</Link>.
           </p>
         </Empty>
       ) : (
@@ -92,7 +117,10 @@ export function RunsPage() {
 }
 
 /** Live output and status over Server-Sent Events; falls back to the JSON endpoints when SSE fails. */
-function useRunStream(id: string, initial: Run | undefined): { lines: OutputLine[]; live: Run | undefined; connected: boolean; ended: boolean } {
+function useRunStream(
+  id: string,
+  initial: Run | undefined,
+): { lines: OutputLine[]; live: Run | undefined; connected: boolean; ended: boolean } {
   const [lines, setLines] = useState<OutputLine[]>([]);
   const [live, setLive] = useState<Run>();
   const [connected, setConnected] = useState(false);
@@ -176,7 +204,12 @@ export function RunDetailPage({ id }: { id: string }) {
       </PageHeader>
       <ErrorBox error={cancelErr} title="Could not cancel" />
       <div className="status-line" role="status" aria-live="polite">
-        <Badge value={r.status} /> {final ? <>finished {r.exit_code !== null && <>with exit code {r.exit_code}</>}</> : <span className="muted">{stream.connected ? 'streaming live' : 'waiting for updates'}</span>}
+        <Badge value={r.status} />{' '}
+        {final ? (
+          <>finished {r.exit_code !== null && <>with exit code {r.exit_code}</>}</>
+        ) : (
+          <span className="muted">{stream.connected ? 'streaming live' : 'waiting for updates'}</span>
+        )}
       </div>
       {r.error !== null && (
         <div className="alert alert-bad">
@@ -196,11 +229,23 @@ export function RunDetailPage({ id }: { id: string }) {
         </div>
         <div>
           <dt>Approved by</dt>
-          <dd>{r.approved_by === undefined ? <span className="muted">not reported by this server</span> : principalName(r.approved_by)}</dd>
+          <dd>
+            {r.approved_by === undefined ? (
+              <span className="muted">not reported by this server</span>
+            ) : (
+              principalName(r.approved_by)
+            )}
+          </dd>
         </div>
         <div>
           <dt>Decided by rule</dt>
-          <dd>{r.decided_by_rule === undefined || r.decided_by_rule === null ? <span className="muted">—</span> : <code>{r.decided_by_rule}</code>}</dd>
+          <dd>
+            {r.decided_by_rule === undefined || r.decided_by_rule === null ? (
+              <span className="muted">—</span>
+            ) : (
+              <code>{r.decided_by_rule}</code>
+            )}
+          </dd>
         </div>
         <div className="wide">
           <dt>Reason</dt>
@@ -264,7 +309,13 @@ export function RunDetailPage({ id }: { id: string }) {
         )}
         <div className="wide">
           <dt>Audit event</dt>
-          <dd>{r.audit_hash === null ? <span className="muted">not yet</span> : <code title={r.audit_hash}>{shortHash(r.audit_hash)}</code>}</dd>
+          <dd>
+            {r.audit_hash === null ? (
+              <span className="muted">not yet</span>
+            ) : (
+              <code title={r.audit_hash}>{shortHash(r.audit_hash)}</code>
+            )}
+          </dd>
         </div>
       </dl>
       <div className="output-head">
@@ -285,7 +336,9 @@ export function RunDetailPage({ id }: { id: string }) {
           ))
         )}
       </pre>
-      {r.truncated && <p className="alert alert-warn">The output reached its byte limit and was cut off; the process was stopped.</p>}
+      {r.truncated && (
+        <p className="alert alert-warn">The output reached its byte limit and was cut off; the process was stopped.</p>
+      )}
     </>
   );
 }

@@ -1,8 +1,32 @@
 import { type FormEvent, useState } from 'react';
 import { type ApiError, type ApiKey, api, type Permission, type User } from '../api';
-import { Badge, CopyButton, describedBy, ErrorBox, Field, Loading, NotAvailable, PageHeader, TableWrap, Time, usePoll, useSession } from '../lib';
+import {
+  Badge,
+  CopyButton,
+  describedBy,
+  ErrorBox,
+  Field,
+  Loading,
+  NotAvailable,
+  PageHeader,
+  TableWrap,
+  Time,
+  usePoll,
+  useSession,
+} from '../lib';
 
-const ALL_SCOPES: Permission[] = ['runs:read', 'runs:write', 'runners:read', 'runners:write', 'packs:read', 'packs:trust', 'audit:read', 'users:read', 'users:write', 'keys:write'];
+const ALL_SCOPES: Permission[] = [
+  'runs:read',
+  'runs:write',
+  'runners:read',
+  'runners:write',
+  'packs:read',
+  'packs:trust',
+  'audit:read',
+  'users:read',
+  'users:write',
+  'keys:write',
+];
 
 function PasswordForm() {
   const s = useSession();
@@ -37,10 +61,24 @@ function PasswordForm() {
       )}
       <div className="form-row">
         <Field id="pw-current" label="Current password" error={curErr}>
-          <input id="pw-current" type="password" autoComplete="current-password" value={current} onChange={(e) => setCurrent(e.target.value)} {...describedBy('pw-current', false, curErr)} />
+          <input
+            id="pw-current"
+            type="password"
+            autoComplete="current-password"
+            value={current}
+            onChange={(e) => setCurrent(e.target.value)}
+            {...describedBy('pw-current', false, curErr)}
+          />
         </Field>
         <Field id="pw-new" label="New password" error={newErr}>
-          <input id="pw-new" type="password" autoComplete="new-password" value={next} onChange={(e) => setNext(e.target.value)} {...describedBy('pw-new', false, newErr)} />
+          <input
+            id="pw-new"
+            type="password"
+            autoComplete="new-password"
+            value={next}
+            onChange={(e) => setNext(e.target.value)}
+            {...describedBy('pw-new', false, newErr)}
+          />
         </Field>
       </div>
       <button type="submit" className="btn btn-primary">
@@ -63,7 +101,11 @@ function ApiKeys() {
     e.preventDefault();
     setError(undefined);
     try {
-      const res = await api<Record<string, unknown>>('POST', '/api/v1/api-keys', { name: name.trim(), scopes, expires_in_days: Number(days) });
+      const res = await api<Record<string, unknown>>('POST', '/api/v1/api-keys', {
+        name: name.trim(),
+        scopes,
+        expires_in_days: Number(days),
+      });
       const token = (res['token'] ?? res['key'] ?? res['secret']) as string | undefined;
       setCreated({ name: name.trim(), token: token ?? '(the server did not return a token)' });
       setName('');
@@ -103,20 +145,38 @@ function ApiKeys() {
       )}
       {s.can('keys:write') && (
         <form onSubmit={(e) => void submit(e)} noValidate aria-label="Create an API key">
-          {error !== undefined && error.fields.length === 0 && <ErrorBox error={error} title="Could not create the key" />}
+          {error !== undefined && error.fields.length === 0 && (
+            <ErrorBox error={error} title="Could not create the key" />
+          )}
           <div className="form-row">
             <Field id="key-name" label="Name" hint="What uses it, e.g. ci-deploy." error={nameErr}>
-              <input id="key-name" value={name} onChange={(e) => setName(e.target.value)} {...describedBy('key-name', true, nameErr)} />
+              <input
+                id="key-name"
+                value={name}
+                onChange={(e) => setName(e.target.value)}
+                {...describedBy('key-name', true, nameErr)}
+              />
             </Field>
             <Field id="key-days" label="Expires in (days)" error={daysErr}>
-              <input id="key-days" inputMode="numeric" value={days} onChange={(e) => setDays(e.target.value)} {...describedBy('key-days', false, daysErr)} />
+              <input
+                id="key-days"
+                inputMode="numeric"
+                value={days}
+                onChange={(e) => setDays(e.target.value)}
+                {...describedBy('key-days', false, daysErr)}
+              />
             </Field>
           </div>
           <fieldset className="scopes" aria-describedby={scopeErr === undefined ? undefined : 'key-scopes-error'}>
             <legend>Scopes</legend>
             {mine.map((p) => (
               <label key={p} className="check">
-                <input type="checkbox" checked={scopes.includes(p)} onChange={(e) => setScopes(e.target.checked ? [...scopes, p] : scopes.filter((x) => x !== p))} /> {p}
+                <input
+                  type="checkbox"
+                  checked={scopes.includes(p)}
+                  onChange={(e) => setScopes(e.target.checked ? [...scopes, p] : scopes.filter((x) => x !== p))}
+                />{' '}
+                {p}
               </label>
             ))}
             {scopeErr !== undefined && (
@@ -163,7 +223,15 @@ function ApiKeys() {
                   <td>
                     <Time iso={k.last_used_at} />
                   </td>
-                  <td>{k.revoked_at !== null ? <Badge value="revoked" /> : k.expires_at === null ? 'never' : new Date(k.expires_at).toLocaleDateString()}</td>
+                  <td>
+                    {k.revoked_at !== null ? (
+                      <Badge value="revoked" />
+                    ) : k.expires_at === null ? (
+                      'never'
+                    ) : (
+                      new Date(k.expires_at).toLocaleDateString()
+                    )}
+                  </td>
                   <td>
                     {k.revoked_at === null && (
                       <button type="button" className="btn btn-small btn-danger" onClick={() => void revoke(k.id)}>
@@ -192,7 +260,10 @@ function Users() {
     e.preventDefault();
     setError(undefined);
     try {
-      const res = await api<{ user: User; password?: string }>('POST', '/api/v1/users', { username: username.trim(), role });
+      const res = await api<{ user: User; password?: string }>('POST', '/api/v1/users', {
+        username: username.trim(),
+        role,
+      });
       if (res.password !== undefined) setCreated({ username: res.user.username, password: res.password });
       setUsername('');
       users.reload();
@@ -215,7 +286,8 @@ function Users() {
       {created !== undefined && (
         <div className="panel panel-highlight" role="status">
           <p>
-            <strong>{created.username}</strong> can sign in with this one-time password (shown once); they choose their own after signing in.
+            <strong>{created.username}</strong> can sign in with this one-time password (shown once); they choose their
+            own after signing in.
           </p>
           <div className="codeline">
             <code>{created.password}</code>
@@ -226,7 +298,12 @@ function Users() {
       {s.can('users:write') && (
         <form onSubmit={(e) => void submit(e)} noValidate aria-label="Add a user" className="form-row">
           <Field id="user-name" label="Username" error={userErr}>
-            <input id="user-name" value={username} onChange={(e) => setUsername(e.target.value)} {...describedBy('user-name', false, userErr)} />
+            <input
+              id="user-name"
+              value={username}
+              onChange={(e) => setUsername(e.target.value)}
+              {...describedBy('user-name', false, userErr)}
+            />
           </Field>
           <Field id="user-role" label="Role">
             <select id="user-role" value={role} onChange={(e) => setRole(e.target.value as User['role'])}>
@@ -265,7 +342,15 @@ function Users() {
                 <tr key={u.id}>
                   <td>{u.username}</td>
                   <td>{u.role}</td>
-                  <td>{u.disabled ? <Badge value="revoked" label="disabled" /> : u.must_change_password ? <Badge value="pending" label="one-time password" /> : <Badge value="success" label="active" />}</td>
+                  <td>
+                    {u.disabled ? (
+                      <Badge value="revoked" label="disabled" />
+                    ) : u.must_change_password ? (
+                      <Badge value="pending" label="one-time password" />
+                    ) : (
+                      <Badge value="success" label="active" />
+                    )}
+                  </td>
                   <td>
                     <Time iso={u.created_at} />
                   </td>
@@ -291,7 +376,10 @@ export function SettingsPage() {
   const s = useSession();
   return (
     <>
-      <PageHeader title="Settings" sub={`Signed in as ${s.me.user.username} (${s.me.user.role}) in ${s.me.user.org.name}.`} />
+      <PageHeader
+        title="Settings"
+        sub={`Signed in as ${s.me.user.username} (${s.me.user.role}) in ${s.me.user.org.name}.`}
+      />
       {s.me.kind === 'user' && s.has('POST /api/v1/auth/password') && <PasswordForm />}
       {s.has('GET /api/v1/api-keys') ? <ApiKeys /> : <NotAvailable what="API keys" />}
       {s.has('GET /api/v1/users') && s.can('users:read') && <Users />}

@@ -2,7 +2,12 @@ import { type FormEvent, useState } from 'react';
 import { ApiError, api, setCsrfToken } from '../api';
 import { describedBy, Field } from '../lib';
 
-export function SignInPage(props: { note: string | undefined; onSignedIn: () => Promise<void>; theme: string; toggleTheme: () => void }) {
+export function SignInPage(props: {
+  note: string | undefined;
+  onSignedIn: () => Promise<void>;
+  theme: string;
+  toggleTheme: () => void;
+}) {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [org, setOrg] = useState('');
@@ -46,7 +51,12 @@ export function SignInPage(props: { note: string | undefined; onSignedIn: () => 
             </span>{' '}
             Sign in to airlock
           </h1>
-          <button type="button" className="btn btn-ghost btn-small" onClick={props.toggleTheme} aria-label={`Switch to ${props.theme === 'dark' ? 'light' : 'dark'} theme`}>
+          <button
+            type="button"
+            className="btn btn-ghost btn-small"
+            onClick={props.toggleTheme}
+            aria-label={`Switch to ${props.theme === 'dark' ? 'light' : 'dark'} theme`}
+          >
             {props.theme === 'dark' ? '☀' : '☾'}
           </button>
         </div>
@@ -57,19 +67,42 @@ export function SignInPage(props: { note: string | undefined; onSignedIn: () => 
         )}
         {error !== undefined && error.fields.length === 0 && (
           <p className="alert alert-bad" role="alert">
-            {error.status === 401 ? 'The username or password is not right (or the account is disabled).' : error.message}
+            {error.status === 401
+              ? 'The username or password is not right (or the account is disabled).'
+              : error.message}
           </p>
         )}
         <form onSubmit={(e) => void submit(e)} noValidate>
           <Field id="username" label="Username" error={userErr}>
-            <input id="username" name="username" autoComplete="username" value={username} onChange={(e) => setUsername(e.target.value)} {...describedBy('username', false, userErr)} />
+            <input
+              id="username"
+              name="username"
+              autoComplete="username"
+              value={username}
+              onChange={(e) => setUsername(e.target.value)}
+              {...describedBy('username', false, userErr)}
+            />
           </Field>
           <Field id="password" label="Password" error={passErr}>
-            <input id="password" name="password" type="password" autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} {...describedBy('password', false, passErr)} />
+            <input
+              id="password"
+              name="password"
+              type="password"
+              autoComplete="current-password"
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+              {...describedBy('password', false, passErr)}
+            />
           </Field>
           {showOrg ? (
             <Field id="org" label="Organisation" hint="Leave empty for the first organisation of this server.">
-              <input id="org" name="org" value={org} onChange={(e) => setOrg(e.target.value)} {...describedBy('org', true, undefined)} />
+              <input
+                id="org"
+                name="org"
+                value={org}
+                onChange={(e) => setOrg(e.target.value)}
+                {...describedBy('org', true, undefined)}
+              />
             </Field>
           ) : (
             <button type="button" className="linklike" onClick={() => setShowOrg(true)}>
@@ -83,8 +116,9 @@ export function SignInPage(props: { note: string | undefined; onSignedIn: () => 
         <details className="firstrun">
           <summary>First time here?</summary>
           <p>
-            On first start the server creates the user <code>admin</code> with a one-time password. <code>npm start</code> prints it, and it is kept in{' '}
-            <code>~/.airlock/server/initial-admin-password</code> until you change it. Sign in with it, then choose your own password in Settings.
+            On first start the server creates the user <code>admin</code> with a one-time password.{' '}
+            <code>npm start</code> prints it, and it is kept in <code>~/.airlock/server/initial-admin-password</code>{' '}
+            until you change it. Sign in with it, then choose your own password in Settings.
           </p>
         </details>
       </div>
