@@ -1,14 +1,14 @@
-import { AirlockError, AIRLOCK_VERSION } from '@airlock/core';
+import { AIRLOCK_VERSION, AirlockError } from '@airlock/core';
 import { Command, CommanderError } from 'commander';
 import { registerActionCommands } from './commands/action.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerLaterCommands } from './commands/later.js';
+import { registerMcpCommands } from './commands/mcp.js';
 import { registerPackCommands } from './commands/pack.js';
+import { registerPolicyCommands } from './commands/policy.js';
 import { registerRunnerCommands } from './commands/runner.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
 import { registerServerCommand } from './commands/server.js';
-import { registerLaterCommands } from './commands/later.js';
-import { registerMcpCommands } from './commands/mcp.js';
-import { registerPolicyCommands } from './commands/policy.js';
 import { registerUpCommand } from './commands/up.js';
 import { ExitCode } from './exit-codes.js';
 

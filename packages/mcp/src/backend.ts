@@ -16,7 +16,12 @@ export interface RunnerInfo {
   readonly labels: Readonly<Record<string, string>>;
   readonly version: string | null;
   readonly capabilities: readonly string[];
-  readonly packs: readonly { readonly name: string; readonly version: string; readonly hash: string; readonly actions: readonly string[] }[];
+  readonly packs: readonly {
+    readonly name: string;
+    readonly version: string;
+    readonly hash: string;
+    readonly actions: readonly string[];
+  }[];
 }
 
 export interface ActionInfo {
@@ -84,7 +89,14 @@ export class BackendError extends Error {
 }
 
 /** Statuses after which a run never changes again. Anything else (queued, running, pending_approval, …) is "pending". */
-export const FINAL_RUN_STATUSES: readonly string[] = ['success', 'failure', 'validation_failed', 'error', 'timeout', 'cancelled'];
+export const FINAL_RUN_STATUSES: readonly string[] = [
+  'success',
+  'failure',
+  'validation_failed',
+  'error',
+  'timeout',
+  'cancelled',
+];
 
 export function isFinalStatus(status: string): boolean {
   return FINAL_RUN_STATUSES.includes(status);

@@ -43,7 +43,11 @@ export class HttpBackend implements AirlockBackend {
         signal: signal ?? AbortSignal.timeout(this.opts.timeoutMs ?? 30_000),
       });
     } catch (err) {
-      throw new BackendError('unavailable', `cannot reach the airlock server at ${this.base}: ${(err as Error).message}`, 503);
+      throw new BackendError(
+        'unavailable',
+        `cannot reach the airlock server at ${this.base}: ${(err as Error).message}`,
+        503,
+      );
     }
     const text = await res.text();
     let parsed: unknown;
@@ -53,8 +57,17 @@ export class HttpBackend implements AirlockBackend {
       parsed = undefined;
     }
     if (!res.ok) {
-      const e = (parsed as { error?: { code?: string; message?: string; fields?: { field: string; message: string }[] } } | undefined)?.error;
-      throw new BackendError(e?.code ?? `http_${res.status}`, e?.message ?? `HTTP ${res.status}`, res.status, e?.fields ?? []);
+      const e = (
+        parsed as
+          | { error?: { code?: string; message?: string; fields?: { field: string; message: string }[] } }
+          | undefined
+      )?.error;
+      throw new BackendError(
+        e?.code ?? `http_${res.status}`,
+        e?.message ?? `HTTP ${res.status}`,
+        res.status,
+        e?.fields ?? [],
+      );
     }
     return parsed as T;
   }
@@ -81,7 +94,10 @@ export class HttpBackend implements AirlockBackend {
   }
 
   getOutput(id: string, after: number, limit: number): Promise<{ lines: OutputLine[] }> {
-    return this.call('GET', `/api/v1/runs/${encodeURIComponent(id)}/output?after=${after}&limit=${Math.min(limit, 10000)}`);
+    return this.call(
+      'GET',
+      `/api/v1/runs/${encodeURIComponent(id)}/output?after=${after}&limit=${Math.min(limit, 10000)}`,
+    );
   }
 
   cancelRun(id: string, reason: string): Promise<RunInfo> {
@@ -93,7 +109,11 @@ export class HttpBackend implements AirlockBackend {
   }
 
   /** Follow the run's Server-Sent Events stream (`output`, `status`, `end`). */
-  async watchRun(id: string, handlers: { onOutput(line: OutputLine): void; onStatus(run: RunInfo): void }, signal: AbortSignal): Promise<RunInfo> {
+  async watchRun(
+    id: string,
+    handlers: { onOutput(line: OutputLine): void; onStatus(run: RunInfo): void },
+    signal: AbortSignal,
+  ): Promise<RunInfo> {
     let last: RunInfo | undefined;
     try {
       const res = await this.f(`${this.base}/api/v1/runs/${encodeURIComponent(id)}/stream`, {
@@ -103,7 +123,8 @@ export class HttpBackend implements AirlockBackend {
       if (!res.ok || res.body === null) {
         await res.body?.cancel();
         return await this.getRun(id).then((r) => {
-          if (!res.ok && res.status !== 404) throw new BackendError(`http_${res.status}`, `cannot follow run ${id}: HTTP ${res.status}`, res.status);
+          if (!res.ok && res.status !== 404)
+            throw new BackendError(`http_${res.status}`, `cannot follow run ${id}: HTTP ${res.status}`, res.status);
           return r;
         });
       }
@@ -111,8 +132,7 @@ export class HttpBackend implements AirlockBackend {
       let buf = '';
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         buf += decoder.decode(chunk, { stream: true });
-        let i: number;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
+        for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
           const frame = buf.slice(0, i);
           buf = buf.slice(i + 2);
           let event = 'message';

@@ -1,7 +1,20 @@
 import { AIRLOCK_VERSION } from '@airlock/core';
-import { type CallToolResult, fromJsonSchema, McpServer, type ServerContext, type ToolAnnotations } from '@modelcontextprotocol/server';
+import {
+  type CallToolResult,
+  fromJsonSchema,
+  McpServer,
+  type ServerContext,
+  type ToolAnnotations,
+} from '@modelcontextprotocol/server';
 import { z } from 'zod';
-import { type ActionInfo, type AirlockBackend, BackendError, type OutputLine, type RunInfo, isFinalStatus } from './backend.js';
+import {
+  type ActionInfo,
+  type AirlockBackend,
+  BackendError,
+  isFinalStatus,
+  type OutputLine,
+  type RunInfo,
+} from './backend.js';
 
 /** Options of one MCP server instance (one request, or one stdio connection). */
 export interface AirlockMcpOptions {
@@ -34,10 +47,18 @@ export function toolError(err: unknown): CallToolResult {
       fields.length > 0
         ? `${err.code}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`
         : `${err.code}: ${err.message}`;
-    return { isError: true, content: [{ type: 'text', text }], structuredContent: { error: { code: err.code, message: err.message, fields } } };
+    return {
+      isError: true,
+      content: [{ type: 'text', text }],
+      structuredContent: { error: { code: err.code, message: err.message, fields } },
+    };
   }
   const message = err instanceof Error ? err.message : String(err);
-  return { isError: true, content: [{ type: 'text', text: `error: ${message}` }], structuredContent: { error: { code: 'internal', message, fields: [] } } };
+  return {
+    isError: true,
+    content: [{ type: 'text', text: `error: ${message}` }],
+    structuredContent: { error: { code: 'internal', message, fields: [] } },
+  };
 }
 
 function json(value: Record<string, unknown>, text?: string): CallToolResult {
@@ -81,7 +102,12 @@ async function runResult(backend: AirlockBackend, run: RunInfo, maxLines: number
     value['fields'] = fields;
     return {
       isError: true,
-      content: [{ type: 'text', text: `validation_failed: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')} (run ${run.id})` }],
+      content: [
+        {
+          type: 'text',
+          text: `validation_failed: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')} (run ${run.id})`,
+        },
+      ],
       structuredContent: value,
     };
   }
@@ -111,7 +137,9 @@ function progressSender(ctx: Ctx): (message: string) => void {
   return (message) => {
     if (token === undefined) return;
     n++;
-    void ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken: token, progress: n, message } }).catch(() => {});
+    void ctx.mcpReq
+      .notify({ method: 'notifications/progress', params: { progressToken: token, progress: n, message } })
+      .catch(() => {});
   };
 }
 
@@ -119,7 +147,13 @@ function progressSender(ctx: Ctx): (message: string) => void {
 async function runAndWait(
   backend: AirlockBackend,
   ctx: Ctx,
-  req: { runner: string; action: string; args: Record<string, unknown>; limits: Record<string, number>; reason: string },
+  req: {
+    runner: string;
+    action: string;
+    args: Record<string, unknown>;
+    limits: Record<string, number>;
+    reason: string;
+  },
   waitSeconds: number,
   maxLines: number,
 ): Promise<CallToolResult> {
@@ -145,7 +179,11 @@ async function runAndWait(
         onStatus: (r: RunInfo) => {
           if (r.status === lastStatus) return;
           lastStatus = r.status;
-          progress(r.status.startsWith('pending') ? `run ${r.id} ${r.status}: waiting for a decision at ${backend.runUrl(r.id)}` : `run ${r.id} ${r.status}`);
+          progress(
+            r.status.startsWith('pending')
+              ? `run ${r.id} ${r.status}: waiting for a decision at ${backend.runUrl(r.id)}`
+              : `run ${r.id} ${r.status}`,
+          );
         },
       },
       ac.signal,
@@ -166,7 +204,10 @@ const argsRecord = z.record(z.string(), z.unknown());
  * Build the MCP server for one principal: the tools it may use right now. The same
  * definitions serve the stdio bridge and `/mcp` (both protocol eras).
  */
-export async function createAirlockMcpServer(backend: AirlockBackend, opts: AirlockMcpOptions = {}): Promise<McpServer> {
+export async function createAirlockMcpServer(
+  backend: AirlockBackend,
+  opts: AirlockMcpOptions = {},
+): Promise<McpServer> {
   const maxWait = opts.maxWaitSeconds ?? 600;
   const maxLines = opts.maxOutputLines ?? 500;
   const server = new McpServer(
@@ -185,9 +226,16 @@ export async function createAirlockMcpServer(backend: AirlockBackend, opts: Airl
       'list_runners',
       {
         title: 'List runners',
-        description: 'Hosts connected to airlock (runners): name, status, labels, and the action packs each one offers.',
+        description:
+          'Hosts connected to airlock (runners): name, status, labels, and the action packs each one offers.',
         inputSchema: z.object({}),
-        annotations: { title: 'List runners', readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+        annotations: {
+          title: 'List runners',
+          readOnlyHint: true,
+          destructiveHint: false,
+          idempotentHint: true,
+          openWorldHint: false,
+        },
       },
       async () => {
         try {
@@ -207,17 +255,33 @@ export async function createAirlockMcpServer(backend: AirlockBackend, opts: Airl
           'Actions you can run, per runner: id, title, risk (read | change | destructive), whether its pack is trusted, and the JSON Schema of its arguments. Pass `runner` to narrow to one host.',
         inputSchema: z.object({
           runner: z.string().max(128).optional().describe('runner name or id'),
-          include_untrusted: z.boolean().optional().describe('also list actions of packs not yet trusted (they cannot run)'),
+          include_untrusted: z
+            .boolean()
+            .optional()
+            .describe('also list actions of packs not yet trusted (they cannot run)'),
         }),
-        annotations: { title: 'List actions', readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+        annotations: {
+          title: 'List actions',
+          readOnlyHint: true,
+          destructiveHint: false,
+          idempotentHint: true,
+          openWorldHint: false,
+        },
       },
       async ({ runner, include_untrusted }) => {
         try {
           let actions = await backend.listActions();
           if (runner !== undefined) {
             actions = actions.filter((a) => a.runner === runner || a.runner_id === runner);
-            if (actions.length === 0 && !(await backend.listRunners()).some((r) => r.name === runner || r.id === runner)) {
-              return toolError(new BackendError('not_found', `runner ${runner} not found`, 404, [{ field: 'runner', message: `no runner named ${runner}` }]));
+            if (
+              actions.length === 0 &&
+              !(await backend.listRunners()).some((r) => r.name === runner || r.id === runner)
+            ) {
+              return toolError(
+                new BackendError('not_found', `runner ${runner} not found`, 404, [
+                  { field: 'runner', message: `no runner named ${runner}` },
+                ]),
+              );
             }
           }
           if (include_untrusted !== true) actions = actions.filter((a) => a.trusted);
@@ -243,13 +307,34 @@ export async function createAirlockMcpServer(backend: AirlockBackend, opts: Airl
           action: z.string().min(1).max(256).describe('action id, namespace.action'),
           args: argsRecord.optional().describe("the action's arguments (JSON Schema in list_actions)"),
           reason: z.string().min(1).max(2000).describe('why you run it (recorded in the audit trail)'),
-          limits: z.record(z.string(), z.number()).optional().describe('optional limits (timeout_s, output_bytes, …), clamped to the action bounds'),
-          wait_seconds: z.number().int().min(0).max(maxWait).optional().describe(`how long to wait for the result (default ${DEFAULT_WAIT_S})`),
+          limits: z
+            .record(z.string(), z.number())
+            .optional()
+            .describe('optional limits (timeout_s, output_bytes, …), clamped to the action bounds'),
+          wait_seconds: z
+            .number()
+            .int()
+            .min(0)
+            .max(maxWait)
+            .optional()
+            .describe(`how long to wait for the result (default ${DEFAULT_WAIT_S})`),
         }),
-        annotations: { title: 'Run an action', readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+        annotations: {
+          title: 'Run an action',
+          readOnlyHint: false,
+          destructiveHint: true,
+          idempotentHint: false,
+          openWorldHint: true,
+        },
       },
       async ({ runner, action, args, reason, limits, wait_seconds }, ctx) =>
-        runAndWait(backend, ctx, { runner, action, args: args ?? {}, reason, limits: limits ?? {} }, Math.min(wait_seconds ?? DEFAULT_WAIT_S, maxWait), maxLines),
+        runAndWait(
+          backend,
+          ctx,
+          { runner, action, args: args ?? {}, reason, limits: limits ?? {} },
+          Math.min(wait_seconds ?? DEFAULT_WAIT_S, maxWait),
+          maxLines,
+        ),
     );
 
     server.registerTool(
@@ -261,12 +346,21 @@ export async function createAirlockMcpServer(backend: AirlockBackend, opts: Airl
           run_id: z.string().min(1).max(128),
           reason: z.string().min(1).max(2000).optional(),
         }),
-        annotations: { title: 'Cancel a run', readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+        annotations: {
+          title: 'Cancel a run',
+          readOnlyHint: false,
+          destructiveHint: false,
+          idempotentHint: true,
+          openWorldHint: true,
+        },
       },
       async ({ run_id, reason }) => {
         try {
           const run = await backend.cancelRun(run_id, reason ?? 'cancelled by the agent');
-          return json({ run_id: run.id, status: run.status, cancel_requested: true }, `Cancel requested for run ${run.id} (status ${run.status}).`);
+          return json(
+            { run_id: run.id, status: run.status, cancel_requested: true },
+            `Cancel requested for run ${run.id} (status ${run.status}).`,
+          );
         } catch (err) {
           return toolError(err);
         }
@@ -285,7 +379,13 @@ export async function createAirlockMcpServer(backend: AirlockBackend, opts: Airl
           run_id: z.string().min(1).max(128),
           wait_seconds: z.number().int().min(0).max(maxWait).optional(),
         }),
-        annotations: { title: 'Get a run', readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+        annotations: {
+          title: 'Get a run',
+          readOnlyHint: true,
+          destructiveHint: false,
+          idempotentHint: true,
+          openWorldHint: false,
+        },
       },
       async ({ run_id, wait_seconds }, ctx) => {
         try {
@@ -296,7 +396,11 @@ export async function createAirlockMcpServer(backend: AirlockBackend, opts: Airl
             const ac = new AbortController();
             const timer = setTimeout(() => ac.abort(), wait * 1000);
             try {
-              run = await backend.watchRun(run.id, { onOutput: (l) => progress(l.line), onStatus: (r) => progress(`run ${r.id} ${r.status}`) }, ac.signal);
+              run = await backend.watchRun(
+                run.id,
+                { onOutput: (l) => progress(l.line), onStatus: (r) => progress(`run ${r.id} ${r.status}`) },
+                ac.signal,
+              );
             } finally {
               clearTimeout(timer);
             }
@@ -324,14 +428,24 @@ export async function createAirlockMcpServer(backend: AirlockBackend, opts: Airl
           description: `${a.description} Runs ${a.id} on ${a.runner}; risk: ${a.risk}. Pass \`_reason\` to say why (recorded in the audit trail).`,
           inputSchema: fromJsonSchema<Record<string, unknown>>({
             ...schema,
-            properties: { ...((schema['properties'] as Record<string, unknown> | undefined) ?? {}), _reason: { type: 'string', maxLength: 2000 } },
+            properties: {
+              ...((schema['properties'] as Record<string, unknown> | undefined) ?? {}),
+              _reason: { type: 'string', maxLength: 2000 },
+            },
           } as never),
           annotations: riskAnnotations(a.risk, a.title),
         },
         async (input: Record<string, unknown>, ctx: Ctx) => {
           const { _reason, ...args } = input;
-          const reason = typeof _reason === 'string' && _reason.trim() !== '' ? _reason : `requested through MCP tool ${name}`;
-          return runAndWait(backend, ctx, { runner: a.runner, action: a.id, args, reason, limits: {} }, DEFAULT_WAIT_S, maxLines);
+          const reason =
+            typeof _reason === 'string' && _reason.trim() !== '' ? _reason : `requested through MCP tool ${name}`;
+          return runAndWait(
+            backend,
+            ctx,
+            { runner: a.runner, action: a.id, args, reason, limits: {} },
+            DEFAULT_WAIT_S,
+            maxLines,
+          );
         },
       );
     }

@@ -39,12 +39,27 @@ function toBackendError(err: unknown): never {
  * The actions a principal's organisation offers: every action of every non-revoked runner,
  * with trust status, risk and argument JSON Schema (from the runner's `hello`).
  */
-export async function listActionsFor(ctx: ServerContext, hub: RunnerHub | undefined, principal: Principal): Promise<ActionInfo[]> {
-  const runners = await ctx.db.kysely.selectFrom('runners').selectAll().where('org_id', '=', principal.orgId).where('status', '!=', 'revoked').orderBy('name').execute();
+export async function listActionsFor(
+  ctx: ServerContext,
+  hub: RunnerHub | undefined,
+  principal: Principal,
+): Promise<ActionInfo[]> {
+  const runners = await ctx.db.kysely
+    .selectFrom('runners')
+    .selectAll()
+    .where('org_id', '=', principal.orgId)
+    .where('status', '!=', 'revoked')
+    .orderBy('name')
+    .execute();
   const trusted = new Set(
-    (await ctx.db.kysely.selectFrom('packs').select(['name', 'hash']).where('org_id', '=', principal.orgId).where('status', '=', 'trusted').execute()).map(
-      (p) => `${p.name}\u0000${p.hash}`,
-    ),
+    (
+      await ctx.db.kysely
+        .selectFrom('packs')
+        .select(['name', 'hash'])
+        .where('org_id', '=', principal.orgId)
+        .where('status', '=', 'trusted')
+        .execute()
+    ).map((p) => `${p.name}\u0000${p.hash}`),
   );
   const out: ActionInfo[] = [];
   for (const r of runners) {
@@ -57,7 +72,8 @@ export async function listActionsFor(ctx: ServerContext, hub: RunnerHub | undefi
       for (const id of p.actions) {
         const s = specs.get(id);
         const riskText = s?.risk ?? p.action_risks?.[id];
-        const risk: ActionRisk = riskText !== undefined && RISKS.includes(riskText) ? (riskText as ActionRisk) : 'unknown';
+        const risk: ActionRisk =
+          riskText !== undefined && RISKS.includes(riskText) ? (riskText as ActionRisk) : 'unknown';
         out.push({
           runner: r.name,
           runner_id: r.id,
@@ -99,8 +115,16 @@ export class ServerBackend implements AirlockBackend {
   }
 
   private async load(orgId: string, id: string): Promise<RunsTable> {
-    const row = await this.ctx.db.kysely.selectFrom('runs').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
-    if (row === undefined) throw new BackendError('not_found', `run ${id} not found`, 404, [{ field: 'run_id', message: `no run ${id} in your organisation` }]);
+    const row = await this.ctx.db.kysely
+      .selectFrom('runs')
+      .selectAll()
+      .where('org_id', '=', orgId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (row === undefined)
+      throw new BackendError('not_found', `run ${id} not found`, 404, [
+        { field: 'run_id', message: `no run ${id} in your organisation` },
+      ]);
     return row;
   }
 
@@ -110,7 +134,12 @@ export class ServerBackend implements AirlockBackend {
 
   async listRunners(): Promise<RunnerInfo[]> {
     const p = await this.need('runners:read');
-    const rows = await this.ctx.db.kysely.selectFrom('runners').selectAll().where('org_id', '=', p.orgId).orderBy('name').execute();
+    const rows = await this.ctx.db.kysely
+      .selectFrom('runners')
+      .selectAll()
+      .where('org_id', '=', p.orgId)
+      .orderBy('name')
+      .execute();
     return rows.map((r) => runnerView(r, this.hub?.isOnline(r.id) ?? false));
   }
 
@@ -123,13 +152,17 @@ export class ServerBackend implements AirlockBackend {
     const p = await this.need('runs:write');
     const hub = this.requireHub();
     if (!/^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$/.test(req.action)) {
-      throw new BackendError('bad_request', 'action: expected namespace.action', 400, [{ field: 'action', message: 'expected namespace.action, e.g. showcase.echo' }]);
+      throw new BackendError('bad_request', 'action: expected namespace.action', 400, [
+        { field: 'action', message: 'expected namespace.action, e.g. showcase.echo' },
+      ]);
     }
     try {
       return runView(await createRun(this.ctx, hub, p, req));
     } catch (err) {
       if (err instanceof ApiError && err.status === 404 && /runner/.test(err.message)) {
-        throw new BackendError('not_found', err.message, 404, [{ field: 'runner', message: `no runner ${req.runner} in your organisation` }]);
+        throw new BackendError('not_found', err.message, 404, [
+          { field: 'runner', message: `no runner ${req.runner} in your organisation` },
+        ]);
       }
       return toBackendError(err);
     }
@@ -169,7 +202,11 @@ export class ServerBackend implements AirlockBackend {
     return `${this.ctx.config.publicUrl.replace(/\/+$/, '')}/runs/${encodeURIComponent(id)}`;
   }
 
-  async watchRun(id: string, handlers: { onOutput(line: OutputLine): void; onStatus(run: RunInfo): void }, signal: AbortSignal): Promise<RunInfo> {
+  async watchRun(
+    id: string,
+    handlers: { onOutput(line: OutputLine): void; onStatus(run: RunInfo): void },
+    signal: AbortSignal,
+  ): Promise<RunInfo> {
     const p = await this.need('runs:read');
     const run = await this.load(p.orgId, id);
     const hub = this.hub;

@@ -4,7 +4,11 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { testDatabases } from '../testing/databases.js';
 import { type McpFixture, startMcpFixture, waitFor } from './test-support.js';
 
-type ToolResult = { isError?: boolean; content: { type: string; text?: string }[]; structuredContent?: Record<string, any> };
+type ToolResult = {
+  isError?: boolean;
+  content: { type: string; text?: string }[];
+  structuredContent?: Record<string, any>;
+};
 
 for (const { name, create } of testDatabases()) {
   describe(`MCP over Streamable HTTP with an API key (${name})`, () => {
@@ -23,7 +27,11 @@ for (const { name, create } of testDatabases()) {
           listChanged: { tools: { onChanged: () => void changed++ } },
         },
       );
-      await client.connect(new StreamableHTTPClientTransport(new URL('/mcp', fx.srv.url), { requestInit: { headers: { authorization: `Bearer ${fx.key}` } } }));
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL('/mcp', fx.srv.url), {
+          requestInit: { headers: { authorization: `Bearer ${fx.key}` } },
+        }),
+      );
     });
     after(async () => {
       await client?.close();
@@ -45,7 +53,10 @@ for (const { name, create } of testDatabases()) {
     test('an untrusted pack lists no runnable actions; trusting it sends tools/list_changed', async () => {
       const before = (await client.callTool({ name: 'list_actions', arguments: {} })) as ToolResult;
       assert.deepEqual(before.structuredContent?.['actions'], []);
-      const all = (await client.callTool({ name: 'list_actions', arguments: { include_untrusted: true } })) as ToolResult;
+      const all = (await client.callTool({
+        name: 'list_actions',
+        arguments: { include_untrusted: true },
+      })) as ToolResult;
       assert.ok(all.structuredContent?.['actions'].some((a: any) => a.id === 'showcase.echo' && a.trusted === false));
       await new Promise((r) => setTimeout(r, 1500)); // let the surface watcher see the subscription
       const n = changed;
@@ -55,7 +66,12 @@ for (const { name, create } of testDatabases()) {
       const echo = after.structuredContent?.['actions'].find((a: any) => a.id === 'showcase.echo');
       assert.equal(echo.risk, 'read');
       assert.equal(echo.trusted, true);
-      assert.deepEqual(echo.annotations, { readOnlyHint: true, destructiveHint: false, idempotentHint: false, openWorldHint: true });
+      assert.deepEqual(echo.annotations, {
+        readOnlyHint: true,
+        destructiveHint: false,
+        idempotentHint: false,
+        openWorldHint: true,
+      });
       assert.equal(echo.args_schema.properties.message.type, 'string');
       assert.deepEqual(echo.args_schema.required, ['message']);
     });
@@ -63,7 +79,10 @@ for (const { name, create } of testDatabases()) {
     test('run_action streams output as progress and returns the result', async () => {
       const progress: string[] = [];
       const res = (await client.callTool(
-        { name: 'run_action', arguments: { runner: 'web-1', action: 'showcase.count', args: { n: 3, delay_ms: 50 }, reason: 'mcp test' } },
+        {
+          name: 'run_action',
+          arguments: { runner: 'web-1', action: 'showcase.count', args: { n: 3, delay_ms: 50 }, reason: 'mcp test' },
+        },
         { onprogress: (p) => void progress.push(String(p.message)) },
       )) as ToolResult;
       assert.notEqual(res.isError, true, JSON.stringify(res));
@@ -79,20 +98,32 @@ for (const { name, create } of testDatabases()) {
     });
 
     test('secrets are redacted in the returned output', async () => {
-      const res = (await client.callTool({ name: 'run_action', arguments: { runner: 'web-1', action: 'showcase.fake_secret', reason: 'redaction' } })) as ToolResult;
+      const res = (await client.callTool({
+        name: 'run_action',
+        arguments: { runner: 'web-1', action: 'showcase.fake_secret', reason: 'redaction' },
+      })) as ToolResult;
       assert.equal(res.structuredContent?.['status'], 'success');
       assert.doesNotMatch(String(res.structuredContent?.['output']), /hunter2-airlock-demo|wJalrXUtnFEMI/);
     });
 
     test('errors come back as tool errors naming the field', async () => {
-      const bad = (await client.callTool({ name: 'run_action', arguments: { runner: 'web-1', action: 'showcase.echo', args: { message: '-rf' }, reason: 'bad args' } })) as ToolResult;
+      const bad = (await client.callTool({
+        name: 'run_action',
+        arguments: { runner: 'web-1', action: 'showcase.echo', args: { message: '-rf' }, reason: 'bad args' },
+      })) as ToolResult;
       assert.equal(bad.isError, true);
       assert.equal(bad.structuredContent?.['status'], 'validation_failed');
       assert.match(bad.content[0]!.text!, /args\.message/);
-      const unknown = (await client.callTool({ name: 'run_action', arguments: { runner: 'web-1', action: 'showcase.nope', reason: 'x' } })) as ToolResult;
+      const unknown = (await client.callTool({
+        name: 'run_action',
+        arguments: { runner: 'web-1', action: 'showcase.nope', reason: 'x' },
+      })) as ToolResult;
       assert.equal(unknown.isError, true);
       assert.match(unknown.content[0]!.text!, /^bad_request: action:/);
-      const noRunner = (await client.callTool({ name: 'run_action', arguments: { runner: 'ghost', action: 'showcase.echo', args: { message: 'x' }, reason: 'x' } })) as ToolResult;
+      const noRunner = (await client.callTool({
+        name: 'run_action',
+        arguments: { runner: 'ghost', action: 'showcase.echo', args: { message: 'x' }, reason: 'x' },
+      })) as ToolResult;
       assert.equal(noRunner.isError, true);
       assert.match(noRunner.content[0]!.text!, /runner/);
       const noRun = (await client.callTool({ name: 'get_run', arguments: { run_id: 'nope' } })) as ToolResult;
@@ -101,36 +132,82 @@ for (const { name, create } of testDatabases()) {
     });
 
     test('cancel_run stops a running action', async () => {
-      const started = (await client.callTool({ name: 'run_action', arguments: { runner: 'web-1', action: 'showcase.sleep', args: { seconds: 60 }, reason: 'to cancel', wait_seconds: 0 } })) as ToolResult;
+      const started = (await client.callTool({
+        name: 'run_action',
+        arguments: {
+          runner: 'web-1',
+          action: 'showcase.sleep',
+          args: { seconds: 60 },
+          reason: 'to cancel',
+          wait_seconds: 0,
+        },
+      })) as ToolResult;
       const id = started.structuredContent?.['run_id'];
       assert.equal(started.structuredContent?.['final'], false);
       await waitFor(async () => (await fx.api('GET', `/api/v1/runs/${id}`)).body.status === 'running');
-      const c = (await client.callTool({ name: 'cancel_run', arguments: { run_id: id, reason: 'enough' } })) as ToolResult;
+      const c = (await client.callTool({
+        name: 'cancel_run',
+        arguments: { run_id: id, reason: 'enough' },
+      })) as ToolResult;
       assert.notEqual(c.isError, true, JSON.stringify(c));
-      const done = (await client.callTool({ name: 'get_run', arguments: { run_id: id, wait_seconds: 15 } })) as ToolResult;
+      const done = (await client.callTool({
+        name: 'get_run',
+        arguments: { run_id: id, wait_seconds: 15 },
+      })) as ToolResult;
       assert.equal(done.structuredContent?.['status'], 'cancelled');
     });
 
     test('a 2025-era client (plain initialize) is served too, and per-action tools carry risk hints', async () => {
       const legacy = new Client({ name: 'legacy', version: '1.0.0' });
-      await legacy.connect(new StreamableHTTPClientTransport(new URL('/mcp?tools=actions', fx.srv.url), { requestInit: { headers: { authorization: `Bearer ${fx.key}` } } }));
+      await legacy.connect(
+        new StreamableHTTPClientTransport(new URL('/mcp?tools=actions', fx.srv.url), {
+          requestInit: { headers: { authorization: `Bearer ${fx.key}` } },
+        }),
+      );
       const { tools } = await legacy.listTools();
       const echo = tools.find((x) => x.name === 'web-1__showcase.echo');
       assert.ok(echo, tools.map((x) => x.name).join(','));
       assert.equal(echo.annotations?.readOnlyHint, true);
-      const r = (await legacy.callTool({ name: 'web-1__showcase.echo', arguments: { message: 'hi there', _reason: 'per-action tool' } })) as ToolResult;
+      const r = (await legacy.callTool({
+        name: 'web-1__showcase.echo',
+        arguments: { message: 'hi there', _reason: 'per-action tool' },
+      })) as ToolResult;
       assert.equal(r.structuredContent?.['output'], 'hi there');
       await legacy.close();
     });
 
     test('Origin validation and authentication on /mcp', async () => {
       const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
-      const evil = await fetch(new URL('/mcp', fx.srv.url), { method: 'POST', headers: { authorization: `Bearer ${fx.key}`, origin: 'https://evil.example', 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body });
+      const evil = await fetch(new URL('/mcp', fx.srv.url), {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${fx.key}`,
+          origin: 'https://evil.example',
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body,
+      });
       assert.equal(evil.status, 403);
-      const anon = await fetch(new URL('/mcp', fx.srv.url), { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body });
+      const anon = await fetch(new URL('/mcp', fx.srv.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body,
+      });
       assert.equal(anon.status, 401);
-      assert.match(anon.headers.get('www-authenticate') ?? '', /resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp"/);
-      const badKey = await fetch(new URL('/mcp', fx.srv.url), { method: 'POST', headers: { authorization: 'Bearer alk_0000000000_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body });
+      assert.match(
+        anon.headers.get('www-authenticate') ?? '',
+        /resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp"/,
+      );
+      const badKey = await fetch(new URL('/mcp', fx.srv.url), {
+        method: 'POST',
+        headers: {
+          authorization: 'Bearer alk_0000000000_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body,
+      });
       assert.equal(badKey.status, 401);
     });
   });

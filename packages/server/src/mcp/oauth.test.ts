@@ -16,14 +16,30 @@ for (const { name, create } of testDatabases()) {
     let clientId: string;
 
     const form = (url: string, body: Record<string, string>) =>
-      fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
+      fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(body).toString(),
+      });
 
     /** Authorize with PKCE and consent (the dashboard's endpoints, with the user's API key); returns code and verifier. */
-    async function authorize(opts: { redirectUri?: string; scope?: string } = {}): Promise<{ code: string; verifier: string; iss: string | null; state: string | null }> {
+    async function authorize(
+      opts: { redirectUri?: string; scope?: string } = {},
+    ): Promise<{ code: string; verifier: string; iss: string | null; state: string | null }> {
       const verifier = b64(randomBytes(32));
       const challenge = b64(createHash('sha256').update(verifier).digest());
       const u = new URL('/oauth/authorize', base);
-      for (const [k, v] of Object.entries({ response_type: 'code', client_id: clientId, redirect_uri: opts.redirectUri ?? redirect, code_challenge: challenge, code_challenge_method: 'S256', state: 'xyz', resource: `${base}/mcp`, scope: opts.scope ?? 'runs:read runs:write runners:read' })) u.searchParams.set(k, v);
+      for (const [k, v] of Object.entries({
+        response_type: 'code',
+        client_id: clientId,
+        redirect_uri: opts.redirectUri ?? redirect,
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        state: 'xyz',
+        resource: `${base}/mcp`,
+        scope: opts.scope ?? 'runs:read runs:write runners:read',
+      }))
+        u.searchParams.set(k, v);
       const a = await fetch(u, { redirect: 'manual' });
       assert.equal(a.status, 302, await a.text());
       const consent = new URL(a.headers.get('location')!);
@@ -36,7 +52,12 @@ for (const { name, create } of testDatabases()) {
       const d = await fx.api('POST', `/api/v1/oauth/requests/${id}/decision`, { approve: true });
       assert.equal(d.status, 200, JSON.stringify(d.body));
       const back = new URL(d.body.redirect_to);
-      return { code: back.searchParams.get('code')!, verifier, iss: back.searchParams.get('iss'), state: back.searchParams.get('state') };
+      return {
+        code: back.searchParams.get('code')!,
+        verifier,
+        iss: back.searchParams.get('iss'),
+        state: back.searchParams.get('state'),
+      };
     }
 
     before(async () => {
@@ -51,19 +72,37 @@ for (const { name, create } of testDatabases()) {
     });
 
     test('discovery: 401 points at protected resource metadata, which points at the authorization server', async () => {
-      const r = await fetch(`${base}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const r = await fetch(`${base}/mcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
       assert.equal(r.status, 401);
       const prmUrl = /resource_metadata="([^"]+)"/.exec(r.headers.get('www-authenticate') ?? '')?.[1];
       const prm = (await (await fetch(prmUrl!)).json()) as any;
       assert.equal(prm.resource, `${base}/mcp`);
-      const as = (await (await fetch(`${prm.authorization_servers[0]}/.well-known/oauth-authorization-server`)).json()) as any;
+      const as = (await (
+        await fetch(`${prm.authorization_servers[0]}/.well-known/oauth-authorization-server`)
+      ).json()) as any;
       assert.equal(as.issuer, base);
       assert.deepEqual(as.code_challenge_methods_supported, ['S256']);
       assert.equal(as.authorization_response_iss_parameter_supported, true);
-      const reg = await fetch(as.registration_endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_name: 'test agent', redirect_uris: [redirect], token_endpoint_auth_method: 'none' }) });
+      const reg = await fetch(as.registration_endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          client_name: 'test agent',
+          redirect_uris: [redirect],
+          token_endpoint_auth_method: 'none',
+        }),
+      });
       assert.equal(reg.status, 201);
       clientId = ((await reg.json()) as any).client_id;
-      const badReg = await fetch(as.registration_endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['http://evil.example/cb'] }) });
+      const badReg = await fetch(as.registration_endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ redirect_uris: ['http://evil.example/cb'] }),
+      });
       assert.equal(badReg.status, 400);
     });
 
@@ -71,7 +110,14 @@ for (const { name, create } of testDatabases()) {
       const { code, verifier, iss, state } = await authorize();
       assert.equal(iss, base);
       assert.equal(state, 'xyz');
-      const tok = await form(`${base}/oauth/token`, { grant_type: 'authorization_code', code, code_verifier: verifier, client_id: clientId, redirect_uri: redirect, resource: `${base}/mcp` });
+      const tok = await form(`${base}/oauth/token`, {
+        grant_type: 'authorization_code',
+        code,
+        code_verifier: verifier,
+        client_id: clientId,
+        redirect_uri: redirect,
+        resource: `${base}/mcp`,
+      });
       assert.equal(tok.status, 200);
       const tokens = (await tok.json()) as any;
       assert.match(tokens.access_token, /^alo_/);
@@ -79,49 +125,109 @@ for (const { name, create } of testDatabases()) {
       assert.ok(tokens.expires_in <= 3600);
 
       const client = new Client({ name: 'oauth-test', version: '1.0.0' });
-      await client.connect(new StreamableHTTPClientTransport(new URL('/mcp', base), { requestInit: { headers: { authorization: `Bearer ${tokens.access_token}` } } }));
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL('/mcp', base), {
+          requestInit: { headers: { authorization: `Bearer ${tokens.access_token}` } },
+        }),
+      );
       const names = (await client.listTools()).tools.map((x) => x.name).sort();
       assert.deepEqual(names, ['cancel_run', 'get_run', 'list_actions', 'list_runners', 'run_action']);
-      const r = (await client.callTool({ name: 'run_action', arguments: { runner: 'web-1', action: 'showcase.echo', args: { message: 'via oauth' }, reason: 'oauth test' } })) as any;
+      const r = (await client.callTool({
+        name: 'run_action',
+        arguments: { runner: 'web-1', action: 'showcase.echo', args: { message: 'via oauth' }, reason: 'oauth test' },
+      })) as any;
       assert.equal(r.structuredContent.output, 'via oauth');
       await client.close();
 
-      const ref = await form(`${base}/oauth/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: clientId });
+      const ref = await form(`${base}/oauth/token`, {
+        grant_type: 'refresh_token',
+        refresh_token: tokens.refresh_token,
+        client_id: clientId,
+      });
       assert.equal(ref.status, 200);
       const rotated = (await ref.json()) as any;
       assert.notEqual(rotated.refresh_token, tokens.refresh_token);
       // The old refresh token is spent; presenting it again ends the whole grant.
-      const reuse = await form(`${base}/oauth/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: clientId });
+      const reuse = await form(`${base}/oauth/token`, {
+        grant_type: 'refresh_token',
+        refresh_token: tokens.refresh_token,
+        client_id: clientId,
+      });
       assert.equal(reuse.status, 400);
       assert.equal(((await reuse.json()) as any).error, 'invalid_grant');
-      const dead = await fetch(`${base}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${rotated.access_token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }) });
+      const dead = await fetch(`${base}/mcp`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${rotated.access_token}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+      });
       assert.equal(dead.status, 401);
 
       // A fresh grant, then explicit revocation.
       const g = await authorize();
-      const t2 = (await (await form(`${base}/oauth/token`, { grant_type: 'authorization_code', code: g.code, code_verifier: g.verifier, client_id: clientId, redirect_uri: redirect })).json()) as any;
+      const t2 = (await (
+        await form(`${base}/oauth/token`, {
+          grant_type: 'authorization_code',
+          code: g.code,
+          code_verifier: g.verifier,
+          client_id: clientId,
+          redirect_uri: redirect,
+        })
+      ).json()) as any;
       assert.equal((await form(`${base}/oauth/revoke`, { token: t2.refresh_token, client_id: clientId })).status, 200);
-      const after = await fetch(`${base}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${t2.access_token}`, 'content-type': 'application/json' }, body: '{}' });
+      const after = await fetch(`${base}/mcp`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t2.access_token}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
       assert.equal(after.status, 401);
     });
 
     test('failure cases: wrong verifier, reused code, redirect mismatch, expired token, disabled user', async () => {
       const a = await authorize();
-      const wrong = await form(`${base}/oauth/token`, { grant_type: 'authorization_code', code: a.code, code_verifier: b64(randomBytes(32)), client_id: clientId, redirect_uri: redirect });
+      const wrong = await form(`${base}/oauth/token`, {
+        grant_type: 'authorization_code',
+        code: a.code,
+        code_verifier: b64(randomBytes(32)),
+        client_id: clientId,
+        redirect_uri: redirect,
+      });
       assert.equal(wrong.status, 400);
       assert.match(((await wrong.json()) as any).error_description, /code_verifier/);
       // The code was claimed by the failed attempt: it never works again.
-      const reused = await form(`${base}/oauth/token`, { grant_type: 'authorization_code', code: a.code, code_verifier: a.verifier, client_id: clientId, redirect_uri: redirect });
+      const reused = await form(`${base}/oauth/token`, {
+        grant_type: 'authorization_code',
+        code: a.code,
+        code_verifier: a.verifier,
+        client_id: clientId,
+        redirect_uri: redirect,
+      });
       assert.equal(reused.status, 400);
       assert.match(((await reused.json()) as any).error_description, /already used/);
 
       const bad = new URL('/oauth/authorize', base);
-      for (const [k, v] of Object.entries({ response_type: 'code', client_id: clientId, redirect_uri: 'http://127.0.0.1:33333/other', code_challenge: 'a'.repeat(43), code_challenge_method: 'S256' })) bad.searchParams.set(k, v);
+      for (const [k, v] of Object.entries({
+        response_type: 'code',
+        client_id: clientId,
+        redirect_uri: 'http://127.0.0.1:33333/other',
+        code_challenge: 'a'.repeat(43),
+        code_challenge_method: 'S256',
+      }))
+        bad.searchParams.set(k, v);
       const mismatch = await fetch(bad, { redirect: 'manual' });
       assert.equal(mismatch.status, 400);
       assert.equal(mismatch.headers.get('location'), null);
       const b = await authorize();
-      const redir = await form(`${base}/oauth/token`, { grant_type: 'authorization_code', code: b.code, code_verifier: b.verifier, client_id: clientId, redirect_uri: 'http://127.0.0.1:33333/other' });
+      const redir = await form(`${base}/oauth/token`, {
+        grant_type: 'authorization_code',
+        code: b.code,
+        code_verifier: b.verifier,
+        client_id: clientId,
+        redirect_uri: 'http://127.0.0.1:33333/other',
+      });
       assert.equal(redir.status, 400);
       const plain = new URL(bad);
       plain.searchParams.set('redirect_uri', redirect);
@@ -131,24 +237,72 @@ for (const { name, create } of testDatabases()) {
 
       // Expired access token.
       const c = await authorize();
-      const tk = (await (await form(`${base}/oauth/token`, { grant_type: 'authorization_code', code: c.code, code_verifier: c.verifier, client_id: clientId, redirect_uri: redirect })).json()) as any;
-      const call = (token: string) => fetch(`${base}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }) });
+      const tk = (await (
+        await form(`${base}/oauth/token`, {
+          grant_type: 'authorization_code',
+          code: c.code,
+          code_verifier: c.verifier,
+          client_id: clientId,
+          redirect_uri: redirect,
+        })
+      ).json()) as any;
+      const call = (token: string) =>
+        fetch(`${base}/mcp`, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${token}`,
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+          },
+          body: JSON.stringify({
+            jsonrpc: '2.0',
+            id: 1,
+            method: 'initialize',
+            params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+          }),
+        });
       assert.equal((await call(tk.access_token)).status, 200);
       const db = fx.srv.server.ctx.db.kysely.withTables<{ oauth_tokens: { kind: string; expires_at: string } }>();
-      await db.updateTable('oauth_tokens').set({ expires_at: new Date(Date.now() - 1000).toISOString() }).where('kind', '=', 'access').execute();
+      await db
+        .updateTable('oauth_tokens')
+        .set({ expires_at: new Date(Date.now() - 1000).toISOString() })
+        .where('kind', '=', 'access')
+        .execute();
       const expired = await call(tk.access_token);
       assert.equal(expired.status, 401);
       assert.match(expired.headers.get('www-authenticate') ?? '', /expired/);
 
       // A disabled user: refresh and new access tokens stop at once.
-      const ownerRow = await fx.srv.server.ctx.db.kysely.selectFrom('users').select('id').where('role', '=', 'owner').executeTakeFirstOrThrow();
-      const fresh = (await (await form(`${base}/oauth/token`, { grant_type: 'refresh_token', refresh_token: tk.refresh_token, client_id: clientId })).json()) as any;
+      const ownerRow = await fx.srv.server.ctx.db.kysely
+        .selectFrom('users')
+        .select('id')
+        .where('role', '=', 'owner')
+        .executeTakeFirstOrThrow();
+      const fresh = (await (
+        await form(`${base}/oauth/token`, {
+          grant_type: 'refresh_token',
+          refresh_token: tk.refresh_token,
+          client_id: clientId,
+        })
+      ).json()) as any;
       assert.equal((await call(fresh.access_token)).status, 200);
-      await fx.srv.server.ctx.db.kysely.updateTable('users').set({ disabled: 1 }).where('id', '=', ownerRow.id).execute();
+      await fx.srv.server.ctx.db.kysely
+        .updateTable('users')
+        .set({ disabled: 1 })
+        .where('id', '=', ownerRow.id)
+        .execute();
       assert.equal((await call(fresh.access_token)).status, 401);
-      const refused = await form(`${base}/oauth/token`, { grant_type: 'refresh_token', refresh_token: fresh.refresh_token, client_id: clientId });
+      const refused = await form(`${base}/oauth/token`, {
+        grant_type: 'refresh_token',
+        refresh_token: fresh.refresh_token,
+        client_id: clientId,
+      });
       assert.equal(refused.status, 400);
-      await fx.srv.server.ctx.db.kysely.updateTable('users').set({ disabled: 0 }).where('id', '=', ownerRow.id).execute();
+      await fx.srv.server.ctx.db.kysely
+        .updateTable('users')
+        .set({ disabled: 0 })
+        .where('id', '=', ownerRow.id)
+        .execute();
     });
   });
 }

@@ -1,8 +1,8 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { isPermission, type Permission, PERMISSIONS, ROLE_PERMISSIONS } from '../auth/permissions.js';
-import { principalRecord, type Principal } from '../auth/principal.js';
+import { isPermission, PERMISSIONS, type Permission, ROLE_PERMISSIONS } from '../auth/permissions.js';
+import { type Principal, principalRecord } from '../auth/principal.js';
 import { hashToken } from '../auth/tokens.js';
 import type { ServerContext } from '../context.js';
 import type { Role } from '../db/schema.js';
@@ -62,7 +62,10 @@ type OAuthTables = {
 export interface OAuthModule {
   resourceMetadataUrl(req: FastifyRequest): string;
   /** Resolve an access token for /mcp: its principal (scopes ∩ the user's current role), or throw 401. */
-  principalForAccessToken(token: string, req: FastifyRequest): Promise<{ principal: Principal; clientId: string; expiresAt: number }>;
+  principalForAccessToken(
+    token: string,
+    req: FastifyRequest,
+  ): Promise<{ principal: Principal; clientId: string; expiresAt: number }>;
   close(): Promise<void>;
 }
 
@@ -100,7 +103,11 @@ function parseScopes(scope: string | undefined): Permission[] | undefined {
   if (scope === undefined || scope.trim() === '') return undefined;
   const parts = scope.trim().split(/\s+/);
   const bad = parts.filter((p) => !isPermission(p));
-  if (bad.length > 0) throw new OAuthFailure('invalid_scope', `unknown scope ${bad.join(', ')}; scopes are airlock permissions (${PERMISSIONS.join(' ')})`);
+  if (bad.length > 0)
+    throw new OAuthFailure(
+      'invalid_scope',
+      `unknown scope ${bad.join(', ')}; scopes are airlock permissions (${PERMISSIONS.join(' ')})`,
+    );
   return parts as Permission[];
 }
 
@@ -126,11 +133,11 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
   const resourceMetadata = (req: FastifyRequest) => {
     const { base, issuer, resource } = urlsFor(ctx, req);
     return {
-    resource,
-    authorization_servers: [issuer],
-    scopes_supported: [...PERMISSIONS],
-    bearer_methods_supported: ['header'],
-    resource_name: 'airlock MCP',
+      resource,
+      authorization_servers: [issuer],
+      scopes_supported: [...PERMISSIONS],
+      bearer_methods_supported: ['header'],
+      resource_name: 'airlock MCP',
     };
   };
   for (const url of ['/.well-known/oauth-protected-resource', '/.well-known/oauth-protected-resource/mcp']) {
@@ -139,23 +146,27 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
   const asMetadata = (req: FastifyRequest) => {
     const { base, issuer } = urlsFor(ctx, req);
     return {
-    issuer,
-    authorization_endpoint: `${base}/oauth/authorize`,
-    token_endpoint: `${base}/oauth/token`,
-    registration_endpoint: `${base}/oauth/register`,
-    revocation_endpoint: `${base}/oauth/revoke`,
-    response_types_supported: ['code'],
-    response_modes_supported: ['query'],
-    grant_types_supported: ['authorization_code', 'refresh_token'],
-    code_challenge_methods_supported: ['S256'],
-    token_endpoint_auth_methods_supported: ['none'],
-    revocation_endpoint_auth_methods_supported: ['none'],
-    scopes_supported: [...PERMISSIONS],
-    authorization_response_iss_parameter_supported: true,
-    client_id_metadata_document_supported: false,
+      issuer,
+      authorization_endpoint: `${base}/oauth/authorize`,
+      token_endpoint: `${base}/oauth/token`,
+      registration_endpoint: `${base}/oauth/register`,
+      revocation_endpoint: `${base}/oauth/revoke`,
+      response_types_supported: ['code'],
+      response_modes_supported: ['query'],
+      grant_types_supported: ['authorization_code', 'refresh_token'],
+      code_challenge_methods_supported: ['S256'],
+      token_endpoint_auth_methods_supported: ['none'],
+      revocation_endpoint_auth_methods_supported: ['none'],
+      scopes_supported: [...PERMISSIONS],
+      authorization_response_iss_parameter_supported: true,
+      client_id_metadata_document_supported: false,
     };
   };
-  for (const url of ['/.well-known/oauth-authorization-server', '/.well-known/oauth-authorization-server/mcp', '/.well-known/openid-configuration']) {
+  for (const url of [
+    '/.well-known/oauth-authorization-server',
+    '/.well-known/oauth-authorization-server/mcp',
+    '/.well-known/openid-configuration',
+  ]) {
     app.get(url, async (req) => asMetadata(req));
   }
 
@@ -163,12 +174,19 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
 
   // OAuth endpoints take form bodies (RFC 6749); the parser is scoped to this plugin only.
   await app.register(async (sub) => {
-    sub.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
-      done(null, Object.fromEntries(new URLSearchParams(body as string)));
-    });
+    sub.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string', bodyLimit: 64 * 1024 },
+      (_req, body, done) => {
+        done(null, Object.fromEntries(new URLSearchParams(body as string)));
+      },
+    );
     const fail = (reply: FastifyReply, err: unknown): FastifyReply => {
       if (err instanceof OAuthFailure) {
-        return reply.code(err.status).header('cache-control', 'no-store').send({ error: err.error, error_description: err.description });
+        return reply
+          .code(err.status)
+          .header('cache-control', 'no-store')
+          .send({ error: err.error, error_description: err.description });
       }
       throw err;
     };
@@ -178,18 +196,37 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
       try {
         const body = (req.body ?? {}) as Record<string, unknown>;
         const uris = body['redirect_uris'];
-        if (!Array.isArray(uris) || uris.length === 0 || uris.length > 10 || !uris.every((u) => typeof u === 'string' && u.length <= 2000)) {
+        if (
+          !Array.isArray(uris) ||
+          uris.length === 0 ||
+          uris.length > 10 ||
+          !uris.every((u) => typeof u === 'string' && u.length <= 2000)
+        ) {
           throw new OAuthFailure('invalid_redirect_uri', 'redirect_uris: a list of 1 to 10 URIs is required');
         }
         const badUri = (uris as string[]).find((u) => !redirectAllowed(u));
-        if (badUri !== undefined) throw new OAuthFailure('invalid_redirect_uri', `redirect_uris: ${badUri} is not allowed (use https, http on loopback, or a private-use scheme)`);
+        if (badUri !== undefined)
+          throw new OAuthFailure(
+            'invalid_redirect_uri',
+            `redirect_uris: ${badUri} is not allowed (use https, http on loopback, or a private-use scheme)`,
+          );
         const method = body['token_endpoint_auth_method'] ?? 'none';
-        if (method !== 'none') throw new OAuthFailure('invalid_client_metadata', 'token_endpoint_auth_method: only "none" (public clients with PKCE) is supported');
+        if (method !== 'none')
+          throw new OAuthFailure(
+            'invalid_client_metadata',
+            'token_endpoint_auth_method: only "none" (public clients with PKCE) is supported',
+          );
         const grants = (body['grant_types'] as unknown[] | undefined) ?? ['authorization_code', 'refresh_token'];
         if (!Array.isArray(grants) || grants.some((g) => g !== 'authorization_code' && g !== 'refresh_token')) {
-          throw new OAuthFailure('invalid_client_metadata', 'grant_types: only authorization_code and refresh_token are supported');
+          throw new OAuthFailure(
+            'invalid_client_metadata',
+            'grant_types: only authorization_code and refresh_token are supported',
+          );
         }
-        const name = typeof body['client_name'] === 'string' && body['client_name'].trim() !== '' ? body['client_name'].trim().slice(0, 200) : 'unnamed MCP client';
+        const name =
+          typeof body['client_name'] === 'string' && body['client_name'].trim() !== ''
+            ? body['client_name'].trim().slice(0, 200)
+            : 'unnamed MCP client';
         const id = `mcp_${secret(16)}`;
         const issued = Math.floor(Date.now() / 1000);
         const meta = {
@@ -203,7 +240,10 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
           ...(typeof body['client_uri'] === 'string' ? { client_uri: body['client_uri'] } : {}),
           ...(typeof body['scope'] === 'string' ? { scope: body['scope'] } : {}),
         };
-        await db.insertInto('oauth_clients').values({ id, name, redirect_uris: JSON.stringify(uris), metadata: JSON.stringify(meta), created_at: now() }).execute();
+        await db
+          .insertInto('oauth_clients')
+          .values({ id, name, redirect_uris: JSON.stringify(uris), metadata: JSON.stringify(meta), created_at: now() })
+          .execute();
         return reply.code(201).header('cache-control', 'no-store').send(meta);
       } catch (err) {
         return fail(reply, err);
@@ -217,10 +257,22 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
       const client = q['client_id'] === undefined ? undefined : await findClient(q['client_id']);
       const redirectUri = q['redirect_uri'];
       // Never redirect to an unverified URI: a bad client or redirect_uri is shown, not redirected.
-      if (client === undefined) return reply.code(400).type('text/html').send(errorPage('Unknown client', 'The client_id is not registered with this server.'));
+      if (client === undefined)
+        return reply
+          .code(400)
+          .type('text/html')
+          .send(errorPage('Unknown client', 'The client_id is not registered with this server.'));
       const registered = JSON.parse(client.redirect_uris) as string[];
       if (redirectUri === undefined || !registered.includes(redirectUri)) {
-        return reply.code(400).type('text/html').send(errorPage('Redirect URI mismatch', 'The redirect_uri does not exactly match one registered by this client.'));
+        return reply
+          .code(400)
+          .type('text/html')
+          .send(
+            errorPage(
+              'Redirect URI mismatch',
+              'The redirect_uri does not exactly match one registered by this client.',
+            ),
+          );
       }
       const back = (params: Record<string, string>): FastifyReply => {
         const u = new URL(redirectUri);
@@ -229,12 +281,21 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
         u.searchParams.set('iss', issuer);
         return reply.redirect(u.toString(), 302);
       };
-      if (q['response_type'] !== 'code') return back({ error: 'unsupported_response_type', error_description: 'only response_type=code is supported' });
-      if (q['code_challenge_method'] !== 'S256' || q['code_challenge'] === undefined || !/^[A-Za-z0-9_-]{43}$/.test(q['code_challenge'])) {
-        return back({ error: 'invalid_request', error_description: 'PKCE is required: code_challenge (43 chars, base64url) with code_challenge_method=S256' });
+      if (q['response_type'] !== 'code')
+        return back({ error: 'unsupported_response_type', error_description: 'only response_type=code is supported' });
+      if (
+        q['code_challenge_method'] !== 'S256' ||
+        q['code_challenge'] === undefined ||
+        !/^[A-Za-z0-9_-]{43}$/.test(q['code_challenge'])
+      ) {
+        return back({
+          error: 'invalid_request',
+          error_description: 'PKCE is required: code_challenge (43 chars, base64url) with code_challenge_method=S256',
+        });
       }
       const res = q['resource'] ?? resource;
-      if (res.replace(/\/+$/, '') !== resource) return back({ error: 'invalid_target', error_description: `resource must be ${resource}` });
+      if (res.replace(/\/+$/, '') !== resource)
+        return back({ error: 'invalid_target', error_description: `resource must be ${resource}` });
       let scopes: Permission[];
       try {
         scopes = parseScopes(q['scope']) ?? [...PERMISSIONS];
@@ -266,35 +327,76 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
       try {
         const b = (req.body ?? {}) as Record<string, string | undefined>;
         const clientId = b['client_id'];
-        if (clientId === undefined || (await findClient(clientId)) === undefined) throw new OAuthFailure('invalid_client', 'unknown client_id', 401);
-        if (b['resource'] !== undefined && b['resource'].replace(/\/+$/, '') !== resource) throw new OAuthFailure('invalid_target', `resource must be ${resource}`);
+        if (clientId === undefined || (await findClient(clientId)) === undefined)
+          throw new OAuthFailure('invalid_client', 'unknown client_id', 401);
+        if (b['resource'] !== undefined && b['resource'].replace(/\/+$/, '') !== resource)
+          throw new OAuthFailure('invalid_target', `resource must be ${resource}`);
         if (b['grant_type'] === 'authorization_code') {
           const code = b['code'] ?? '';
-          const row = await db.selectFrom('oauth_codes').selectAll().where('code_hash', '=', hashToken(code)).executeTakeFirst();
-          if (row === undefined || row.client_id !== clientId) throw new OAuthFailure('invalid_grant', 'unknown authorization code');
+          const row = await db
+            .selectFrom('oauth_codes')
+            .selectAll()
+            .where('code_hash', '=', hashToken(code))
+            .executeTakeFirst();
+          if (row === undefined || row.client_id !== clientId)
+            throw new OAuthFailure('invalid_grant', 'unknown authorization code');
           // One use only, claimed atomically; a replay revokes what the first use issued (RFC 6749 §4.1.2).
-          const claim = await db.updateTable('oauth_codes').set({ used_at: now() }).where('code_hash', '=', row.code_hash).where('used_at', 'is', null).executeTakeFirst();
+          const claim = await db
+            .updateTable('oauth_codes')
+            .set({ used_at: now() })
+            .where('code_hash', '=', row.code_hash)
+            .where('used_at', 'is', null)
+            .executeTakeFirst();
           if (Number(claim.numUpdatedRows) !== 1) {
             await revokeGrant(row.grant_id);
-            throw new OAuthFailure('invalid_grant', 'authorization code already used; tokens issued from it are revoked');
+            throw new OAuthFailure(
+              'invalid_grant',
+              'authorization code already used; tokens issued from it are revoked',
+            );
           }
           if (row.expires_at <= now()) throw new OAuthFailure('invalid_grant', 'authorization code expired');
-          if (b['redirect_uri'] !== row.redirect_uri) throw new OAuthFailure('invalid_grant', 'redirect_uri does not match the authorization request');
+          if (b['redirect_uri'] !== row.redirect_uri)
+            throw new OAuthFailure('invalid_grant', 'redirect_uri does not match the authorization request');
           const verifier = b['code_verifier'] ?? '';
-          if (!/^[A-Za-z0-9._~-]{43,128}$/.test(verifier) || s256(verifier) !== row.code_challenge) throw new OAuthFailure('invalid_grant', 'code_verifier does not match the code_challenge');
+          if (!/^[A-Za-z0-9._~-]{43,128}$/.test(verifier) || s256(verifier) !== row.code_challenge)
+            throw new OAuthFailure('invalid_grant', 'code_verifier does not match the code_challenge');
           await checkUser(row.org_id, row.user_id);
-          if (row.resource !== resource) throw new OAuthFailure('invalid_target', 'the code was issued for another resource');
-          const tokens = await issue(resource, row.grant_id, clientId, row.org_id, row.user_id, JSON.parse(row.scopes) as string[]);
-          await ctx.audit.record({ orgId: row.org_id, kind: 'oauth.token_issued', actor: { type: 'user', id: row.user_id }, data: { client_id: clientId, scopes: JSON.parse(row.scopes) } });
+          if (row.resource !== resource)
+            throw new OAuthFailure('invalid_target', 'the code was issued for another resource');
+          const tokens = await issue(
+            resource,
+            row.grant_id,
+            clientId,
+            row.org_id,
+            row.user_id,
+            JSON.parse(row.scopes) as string[],
+          );
+          await ctx.audit.record({
+            orgId: row.org_id,
+            kind: 'oauth.token_issued',
+            actor: { type: 'user', id: row.user_id },
+            data: { client_id: clientId, scopes: JSON.parse(row.scopes) },
+          });
           return reply.header('cache-control', 'no-store').send(tokens);
         }
         if (b['grant_type'] === 'refresh_token') {
           const rt = b['refresh_token'] ?? '';
-          const row = await db.selectFrom('oauth_tokens').selectAll().where('token_hash', '=', hashToken(rt)).where('kind', '=', 'refresh').executeTakeFirst();
-          if (row === undefined || row.client_id !== clientId) throw new OAuthFailure('invalid_grant', 'unknown refresh token');
+          const row = await db
+            .selectFrom('oauth_tokens')
+            .selectAll()
+            .where('token_hash', '=', hashToken(rt))
+            .where('kind', '=', 'refresh')
+            .executeTakeFirst();
+          if (row === undefined || row.client_id !== clientId)
+            throw new OAuthFailure('invalid_grant', 'unknown refresh token');
           if (row.revoked_at !== null) throw new OAuthFailure('invalid_grant', 'refresh token revoked');
           if (row.expires_at <= now()) throw new OAuthFailure('invalid_grant', 'refresh token expired');
-          const claim = await db.updateTable('oauth_tokens').set({ used_at: now() }).where('token_hash', '=', row.token_hash).where('used_at', 'is', null).executeTakeFirst();
+          const claim = await db
+            .updateTable('oauth_tokens')
+            .set({ used_at: now() })
+            .where('token_hash', '=', row.token_hash)
+            .where('used_at', 'is', null)
+            .executeTakeFirst();
           if (Number(claim.numUpdatedRows) !== 1) {
             // A rotated refresh token presented again: treat as stolen, end the whole grant.
             await revokeGrant(row.grant_id);
@@ -304,10 +406,13 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
           let scopes = JSON.parse(row.scopes) as string[];
           const narrowed = parseScopes(b['scope']);
           if (narrowed !== undefined) {
-            if (narrowed.some((s) => !scopes.includes(s))) throw new OAuthFailure('invalid_scope', 'a refresh cannot widen the granted scope');
+            if (narrowed.some((s) => !scopes.includes(s)))
+              throw new OAuthFailure('invalid_scope', 'a refresh cannot widen the granted scope');
             scopes = narrowed;
           }
-          return reply.header('cache-control', 'no-store').send(await issue(resource, row.grant_id, clientId, row.org_id, row.user_id, scopes));
+          return reply
+            .header('cache-control', 'no-store')
+            .send(await issue(resource, row.grant_id, clientId, row.org_id, row.user_id, scopes));
         }
         throw new OAuthFailure('unsupported_grant_type', 'grant_type must be authorization_code or refresh_token');
       } catch (err) {
@@ -320,28 +425,60 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
       const b = (req.body ?? {}) as Record<string, string | undefined>;
       const t = b['token'];
       if (t !== undefined) {
-        const row = await db.selectFrom('oauth_tokens').select(['grant_id', 'client_id']).where('token_hash', '=', hashToken(t)).executeTakeFirst();
-        if (row !== undefined && (b['client_id'] === undefined || b['client_id'] === row.client_id)) await revokeGrant(row.grant_id);
+        const row = await db
+          .selectFrom('oauth_tokens')
+          .select(['grant_id', 'client_id'])
+          .where('token_hash', '=', hashToken(t))
+          .executeTakeFirst();
+        if (row !== undefined && (b['client_id'] === undefined || b['client_id'] === row.client_id))
+          await revokeGrant(row.grant_id);
       }
       return reply.code(200).header('cache-control', 'no-store').send({});
     });
   });
 
   async function revokeGrant(grantId: string): Promise<void> {
-    await db.updateTable('oauth_tokens').set({ revoked_at: now() }).where('grant_id', '=', grantId).where('revoked_at', 'is', null).execute();
+    await db
+      .updateTable('oauth_tokens')
+      .set({ revoked_at: now() })
+      .where('grant_id', '=', grantId)
+      .where('revoked_at', 'is', null)
+      .execute();
   }
 
   async function checkUser(orgId: string, userId: string): Promise<{ role: Role; username: string }> {
-    const u = await ctx.db.kysely.selectFrom('users').select(['role', 'disabled', 'org_id', 'username']).where('id', '=', userId).executeTakeFirst();
-    if (u === undefined || u.disabled !== 0 || u.org_id !== orgId) throw new OAuthFailure('invalid_grant', 'the user of this grant is disabled or removed');
+    const u = await ctx.db.kysely
+      .selectFrom('users')
+      .select(['role', 'disabled', 'org_id', 'username'])
+      .where('id', '=', userId)
+      .executeTakeFirst();
+    if (u === undefined || u.disabled !== 0 || u.org_id !== orgId)
+      throw new OAuthFailure('invalid_grant', 'the user of this grant is disabled or removed');
     return { role: u.role as Role, username: u.username };
   }
 
-  async function issue(resource: string, grantId: string, clientId: string, orgId: string, userId: string, scopes: string[]) {
+  async function issue(
+    resource: string,
+    grantId: string,
+    clientId: string,
+    orgId: string,
+    userId: string,
+    scopes: string[],
+  ) {
     const access = `alo_${secret()}`;
     const refresh = `alf_${secret()}`;
     const created = now();
-    const common = { grant_id: grantId, client_id: clientId, org_id: orgId, user_id: userId, scopes: JSON.stringify(scopes), resource, created_at: created, used_at: null, revoked_at: null };
+    const common = {
+      grant_id: grantId,
+      client_id: clientId,
+      org_id: orgId,
+      user_id: userId,
+      scopes: JSON.stringify(scopes),
+      resource,
+      created_at: created,
+      used_at: null,
+      revoked_at: null,
+    };
     await db
       .insertInto('oauth_tokens')
       .values([
@@ -349,7 +486,13 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
         { ...common, token_hash: hashToken(refresh), kind: 'refresh', expires_at: isoIn(OAUTH_TTL.refresh) },
       ])
       .execute();
-    return { access_token: access, token_type: 'Bearer', expires_in: OAUTH_TTL.access, refresh_token: refresh, scope: scopes.join(' ') };
+    return {
+      access_token: access,
+      token_type: 'Bearer',
+      expires_in: OAUTH_TTL.access,
+      refresh_token: refresh,
+      scope: scopes.join(' '),
+    };
   }
 
   // ---- consent: an HTML page, and JSON endpoints the dashboard can use ----
@@ -363,7 +506,12 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
   };
   const requestView = (r: OAuthTables['oauth_requests'], client: OAuthTables['oauth_clients']) => ({
     id: r.id,
-    client: { id: client.id, name: client.name, redirect_uri: r.redirect_uri, redirect_host: new URL(r.redirect_uri).host },
+    client: {
+      id: client.id,
+      name: client.name,
+      redirect_uri: r.redirect_uri,
+      redirect_host: new URL(r.redirect_uri).host,
+    },
     scopes: JSON.parse(r.scopes) as string[],
     resource: r.resource,
     expires_at: r.expires_at,
@@ -395,7 +543,12 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
       const p = principal!;
       const { issuer } = urlsFor(ctx, req);
       const { r, client } = await loadRequest(params.id);
-      const claim = await db.updateTable('oauth_requests').set({ decided_at: now() }).where('id', '=', r.id).where('decided_at', 'is', null).executeTakeFirst();
+      const claim = await db
+        .updateTable('oauth_requests')
+        .set({ decided_at: now() })
+        .where('id', '=', r.id)
+        .where('decided_at', 'is', null)
+        .executeTakeFirst();
       if (Number(claim.numUpdatedRows) !== 1) throw ApiError.conflict('this authorization request was already decided');
       const u = new URL(r.redirect_uri);
       if (!body.approve) {
@@ -421,7 +574,12 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
             used_at: null,
           })
           .execute();
-        await ctx.audit.record({ orgId: p.orgId, kind: 'oauth.consent', actor: principalRecord(p), data: { client_id: client.id, client_name: client.name, scopes } });
+        await ctx.audit.record({
+          orgId: p.orgId,
+          kind: 'oauth.consent',
+          actor: principalRecord(p),
+          data: { client_id: client.id, client_name: client.name, scopes },
+        });
         u.searchParams.set('code', code);
       }
       if (r.state !== null) u.searchParams.set('state', r.state);
@@ -437,12 +595,23 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
       const { r, client } = await loadRequest(id);
       view = requestView(r, client);
     } catch {
-      return reply.code(404).type('text/html').send(errorPage('Request not found', 'This authorization request is unknown or expired. Start again from your MCP client.'));
+      return reply
+        .code(404)
+        .type('text/html')
+        .send(
+          errorPage(
+            'Request not found',
+            'This authorization request is unknown or expired. Start again from your MCP client.',
+          ),
+        );
     }
     return reply
       .type('text/html')
       .header('x-frame-options', 'DENY')
-      .header('content-security-policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'")
+      .header(
+        'content-security-policy',
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+      )
       .send(consentPage(view));
   });
 
@@ -450,7 +619,12 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
     resourceMetadataUrl: (req) => `${urlsFor(ctx, req).base}/.well-known/oauth-protected-resource/mcp`,
     async principalForAccessToken(token, req) {
       const { resource } = urlsFor(ctx, req);
-      const row = await db.selectFrom('oauth_tokens').selectAll().where('token_hash', '=', hashToken(token)).where('kind', '=', 'access').executeTakeFirst();
+      const row = await db
+        .selectFrom('oauth_tokens')
+        .selectAll()
+        .where('token_hash', '=', hashToken(token))
+        .where('kind', '=', 'access')
+        .executeTakeFirst();
       if (row === undefined) throw ApiError.unauthorized('invalid access token');
       if (row.revoked_at !== null) throw ApiError.unauthorized('access token revoked');
       if (row.expires_at <= now()) throw ApiError.unauthorized('access token expired');
@@ -462,7 +636,9 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
         throw ApiError.unauthorized('the user of this token is disabled');
       }
       const role = new Set<Permission>(ROLE_PERMISSIONS[user.role]);
-      const permissions = new Set<Permission>((JSON.parse(row.scopes) as string[]).filter((s): s is Permission => isPermission(s) && role.has(s)));
+      const permissions = new Set<Permission>(
+        (JSON.parse(row.scopes) as string[]).filter((s): s is Permission => isPermission(s) && role.has(s)),
+      );
       const principal: Principal = Object.freeze({
         kind: 'api_key' as const,
         orgId: row.org_id,
@@ -482,7 +658,11 @@ function errorPage(title: string, text: string): string {
   return `<!doctype html><meta charset="utf-8"><title>${html(title)}</title><body style="font-family:sans-serif;max-width:40em;margin:3em auto"><h1>${html(title)}</h1><p>${html(text)}</p></body>`;
 }
 
-function consentPage(v: { id: string; client: { name: string; id: string; redirect_host: string }; scopes: string[] }): string {
+function consentPage(v: {
+  id: string;
+  client: { name: string; id: string; redirect_host: string };
+  scopes: string[];
+}): string {
   const scopes = v.scopes.map((s) => `<li><code>${html(s)}</code></li>`).join('');
   return `<!doctype html><meta charset="utf-8"><title>Authorize ${html(v.client.name)} — airlock</title>
 <body style="font-family:sans-serif;max-width:40em;margin:3em auto">

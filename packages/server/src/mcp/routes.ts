@@ -23,7 +23,8 @@ function allowedOrigins(ctx: ServerContext): Set<string> {
   } catch {
     // a bad public URL leaves only the configured list
   }
-  for (const o of (process.env['AIRLOCK_MCP_ALLOWED_ORIGINS'] ?? '').split(',')) if (o.trim() !== '') out.add(o.trim().replace(/\/+$/, ''));
+  for (const o of (process.env['AIRLOCK_MCP_ALLOWED_ORIGINS'] ?? '').split(','))
+    if (o.trim() !== '') out.add(o.trim().replace(/\/+$/, ''));
   return out;
 }
 
@@ -36,7 +37,8 @@ export async function registerMcpRoutes(ctx: ServerContext, app: FastifyInstance
   ctx.routes.add({
     method: 'GET',
     url: '/api/v1/mcp/actions',
-    summary: 'Actions offered by the runners, with trust status, risk and the JSON Schema of their arguments (used by the MCP tools)',
+    summary:
+      'Actions offered by the runners, with trust status, risk and the JSON Schema of their arguments (used by the MCP tools)',
     tag: 'mcp',
     auth: { permission: 'runners:read' },
     handler: async ({ principal }) => ({ actions: await listActionsFor(ctx, activeHub, principal!) }),
@@ -58,19 +60,30 @@ export async function registerMcpRoutes(ctx: ServerContext, app: FastifyInstance
   const authenticate = async (req: FastifyRequest): Promise<{ principal: Principal; info: AuthInfo }> => {
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
     const token = m?.[1];
-    if (token === undefined) throw ApiError.unauthorized('this endpoint needs an API key or an OAuth access token (Authorization: Bearer <token>)');
+    if (token === undefined)
+      throw ApiError.unauthorized(
+        'this endpoint needs an API key or an OAuth access token (Authorization: Bearer <token>)',
+      );
     if (token.startsWith('alk_')) {
       const principal = await apiKeyPrincipal(ctx.db, token);
-      return { principal, info: { token, clientId: `api_key:${principal.keyId ?? ''}`, scopes: [...principal.permissions] } };
+      return {
+        principal,
+        info: { token, clientId: `api_key:${principal.keyId ?? ''}`, scopes: [...principal.permissions] },
+      };
     }
     const r = await oauth.principalForAccessToken(token, req);
-    return { principal: r.principal, info: { token, clientId: r.clientId, scopes: [...r.principal.permissions], expiresAt: r.expiresAt } };
+    return {
+      principal: r.principal,
+      info: { token, clientId: r.clientId, scopes: [...r.principal.permissions], expiresAt: r.expiresAt },
+    };
   };
 
   const serve = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const origin = req.headers.origin;
     if (origin !== undefined && !origins.has(origin.replace(/\/+$/, ''))) {
-      await reply.code(403).send({ error: { code: 'forbidden', message: `Origin ${origin} is not allowed to call /mcp` } });
+      await reply
+        .code(403)
+        .send({ error: { code: 'forbidden', message: `Origin ${origin} is not allowed to call /mcp` } });
       return;
     }
     let auth: { principal: Principal; info: AuthInfo };
@@ -80,12 +93,18 @@ export async function registerMcpRoutes(ctx: ServerContext, app: FastifyInstance
       const message = err instanceof ApiError ? err.message : 'invalid token';
       await reply
         .code(401)
-        .header('www-authenticate', `Bearer error="invalid_token", error_description="${message.replace(/[^\x20-\x7e]|"/g, "'")}", resource_metadata="${oauth.resourceMetadataUrl(req)}"`)
+        .header(
+          'www-authenticate',
+          `Bearer error="invalid_token", error_description="${message.replace(/[^\x20-\x7e]|"/g, "'")}", resource_metadata="${oauth.resourceMetadataUrl(req)}"`,
+        )
         .send({ error: { code: 'unauthorized', message } });
       return;
     }
     const q = req.query as Record<string, string | undefined>;
-    const info: AuthInfo = { ...auth.info, extra: { principal: auth.principal, actionTools: q['tools'] === 'actions' } };
+    const info: AuthInfo = {
+      ...auth.info,
+      extra: { principal: auth.principal, actionTools: q['tools'] === 'actions' },
+    };
     reply.hijack();
     (req.raw as typeof req.raw & { auth?: AuthInfo }).auth = info;
     try {
@@ -133,6 +152,11 @@ async function surfaceFingerprint(ctx: ServerContext): Promise<string> {
   const runners = await ctx.db.kysely.selectFrom('runners').select(['id', 'status', 'state']).orderBy('id').execute();
   const h = createHash('sha256');
   for (const p of packs) h.update(`p:${p.id}:${p.status}\n`);
-  for (const r of runners) h.update(`r:${r.id}:${r.status}:${activeHub?.isOnline(r.id) === true}:${createHash('sha256').update(r.state ?? '').digest('hex')}\n`);
+  for (const r of runners)
+    h.update(
+      `r:${r.id}:${r.status}:${activeHub?.isOnline(r.id) === true}:${createHash('sha256')
+        .update(r.state ?? '')
+        .digest('hex')}\n`,
+    );
   return h.digest('hex');
 }

@@ -1,10 +1,11 @@
 // Test support for the MCP tests: a control plane with one in-process runner serving the
 // bundled showcase pack (pending trust until `trustShowcase`).
+
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import assert from 'node:assert/strict';
 import { defaultRunnerConfig, type RunningRunner, redeemBootstrapKey, startRunner } from '@airlock/runner';
 import type { TestDb } from '../testing/databases.js';
 import { apiClient, mintTestKey, ownerId } from '../testing/keys.js';
@@ -12,7 +13,18 @@ import { startTestServer, type TestServer } from '../testing/server.js';
 
 export const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../../..');
 
-export const ALL_SCOPES = ['runs:read', 'runs:write', 'runners:read', 'runners:write', 'packs:read', 'packs:trust', 'audit:read', 'users:read', 'users:write', 'keys:write'];
+export const ALL_SCOPES = [
+  'runs:read',
+  'runs:write',
+  'runners:read',
+  'runners:write',
+  'packs:read',
+  'packs:trust',
+  'audit:read',
+  'users:read',
+  'users:write',
+  'keys:write',
+];
 
 export async function waitFor(fn: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
   const end = Date.now() + ms;
@@ -43,7 +55,12 @@ export async function startMcpFixture(t: TestDb): Promise<McpFixture> {
   const created = await api('POST', '/api/v1/runners', { name: 'web-1', labels: {} });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const reg = await redeemBootstrapKey(srv.url, created.body.bootstrap_key);
-  const config = { ...defaultRunnerConfig({}), name: 'web-1', packDirs: [join(repoRoot, 'packs', 'showcase')], logPath: join(runnerHome, 'events.jsonl') };
+  const config = {
+    ...defaultRunnerConfig({}),
+    name: 'web-1',
+    packDirs: [join(repoRoot, 'packs', 'showcase')],
+    logPath: join(runnerHome, 'events.jsonl'),
+  };
   const runner = startRunner({ config, serverUrl: srv.url, token: reg.token, backoff: { minMs: 50, maxMs: 500 } });
   await waitFor(async () => (await api('GET', `/api/v1/runners/${reg.runnerId}`)).body.online === true);
   await waitFor(async () => ((await api('GET', '/api/v1/packs')).body.packs ?? []).length === 1);

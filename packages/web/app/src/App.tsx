@@ -99,6 +99,7 @@ function Shell({ session, theme, toggleTheme }: { session: Session; theme: Theme
   const [menuOpen, setMenuOpen] = useState(false);
   // Move focus to the page heading after in-app navigation, for keyboard and screen-reader users.
   const [first, setFirst] = useState(true);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: runs on path change only, by design
   useEffect(() => {
     setMenuOpen(false);
     if (first) {
@@ -107,7 +108,6 @@ function Shell({ session, theme, toggleTheme }: { session: Session; theme: Theme
     }
     const t = setTimeout(() => document.getElementById('page-title')?.focus(), 50);
     return () => clearTimeout(t);
-    // biome-ignore lint/correctness/useExhaustiveDependencies: on path change only
   }, [path]);
   const items = NAV.filter((i) => i.perm === undefined || session.can(i.perm));
   return (

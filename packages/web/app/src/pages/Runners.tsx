@@ -84,6 +84,7 @@ function CreateRunner({ onCreated, onCancel }: { onCreated: (c: Created) => void
             id="runner-name"
             value={name}
             onChange={(e) => setName(e.target.value)}
+            // biome-ignore lint/a11y/noAutofocus: the create form opens on request; focus goes to its only field
             autoFocus
             {...describedBy('runner-name', true, nameErr)}
           />

@@ -168,6 +168,7 @@ export function RunDetailPage({ id }: { id: string }) {
   const [cancelErr, setCancelErr] = useState<ApiError>();
   const [follow, setFollow] = useState(true);
   const outRef = useRef<HTMLPreElement>(null);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: scroll again whenever a line arrives
   useEffect(() => {
     if (follow && outRef.current !== null) outRef.current.scrollTop = outRef.current.scrollHeight;
   }, [stream.lines.length, follow]);
@@ -324,6 +325,7 @@ export function RunDetailPage({ id }: { id: string }) {
           <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} /> follow
         </label>
       </div>
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable log must be reachable by keyboard (axe scrollable-region-focusable) */}
       <pre className="output" ref={outRef} role="log" aria-labelledby="output-h" tabIndex={0} data-testid="run-output">
         {stream.lines.length === 0 ? (
           <span className="muted">{final ? 'This run printed nothing.' : 'Waiting for output…'}</span>
