@@ -184,7 +184,7 @@ async function directBaseline(n) {
 }
 
 export async function bench({ quick }) {
-  const total = quick ? 60 : 300;
+  const total = quick ? 60 : 120;
   const rows = [];
   const ratio = [];
   const direct = await directBaseline(total);
@@ -210,7 +210,7 @@ export async function bench({ quick }) {
         }
         await withServer(db, n, async (ctx) => {
           if (n === 1) {
-            const lat = await firstOutputLatency(ctx, quick ? 10 : 40);
+            const lat = await firstOutputLatency(ctx, quick ? 10 : 20);
             rows.push({ name: `${label}: dispatch → first output line, p50`, value: pct(lat, 50), unit: 'ms' });
             rows.push({ name: `${label}: dispatch → first output line, p95`, value: pct(lat, 95), unit: 'ms' });
             ratio.push({
