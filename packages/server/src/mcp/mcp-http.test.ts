@@ -97,6 +97,30 @@ for (const { name, create } of testDatabases()) {
       assert.equal(got.structuredContent?.['status'], 'success');
     });
 
+    test('a run that needs approval comes back pending with its id and URL, without blocking', async () => {
+      const rule = await fx.api('POST', '/api/v1/policy/rules', {
+        kind: 'override',
+        action: 'showcase.whoami',
+        decision: 'require_approval',
+        approvers: 1,
+        approver_role: 'admin',
+        comment: 'mcp pending test',
+      });
+      assert.equal(rule.status, 201, JSON.stringify(rule.body));
+      const started = Date.now();
+      const res = (await client.callTool({
+        name: 'run_action',
+        arguments: { runner: 'web-1', action: 'showcase.whoami', args: {}, reason: 'needs approval', wait_seconds: 1 },
+      })) as ToolResult;
+      assert.ok(Date.now() - started < 30_000, 'bounded wait');
+      assert.notEqual(res.isError, true, JSON.stringify(res));
+      const s = res.structuredContent!;
+      assert.equal(s['status'], 'pending_approval');
+      assert.match(String(s['run_id']), /^[0-9a-f-]{36}$/);
+      assert.match(JSON.stringify(res), /https?:\/\/[^"]+/);
+      await fx.api('DELETE', `/api/v1/policy/rules/${rule.body.id}`);
+    });
+
     test('secrets are redacted in the returned output', async () => {
       const res = (await client.callTool({
         name: 'run_action',
