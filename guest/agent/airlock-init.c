@@ -288,7 +288,9 @@ static void close_fd(int *fd) {
  * Returns how many were signalled; the caller repeats while a fork bomb is still spawning. */
 static int kill_session_once(pid_t sid) {
   int n_killed = 0;
-  kill(-sid, SIGKILL);
+  /* Right after fork the child may not have called setsid() yet: its group does not exist,
+   * so signal the child itself too (a signal it has blocked stays pending until it unblocks). */
+  if (kill(-sid, SIGKILL) != 0) kill(sid, SIGKILL);
   DIR *d = opendir("/proc");
   if (!d) return 0;
   struct dirent *e;
@@ -659,8 +661,8 @@ static void on_frame(void *ctx, uint8_t type, uint32_t id, const uint8_t *payloa
       if (!pr->reaped) {
         if (sig == SIGKILL)
           kill_session(pr->pid);
-        else
-          kill(-pr->pid, (int)sig);
+        else if (kill(-pr->pid, (int)sig) != 0)
+          kill(pr->pid, (int)sig); /* not yet its own session leader: see kill_session_once */
       }
       return;
     }

@@ -968,8 +968,9 @@ const inputArb: fc.Arbitrary<DecisionInput> = fc.record({
   risk: fc.constantFrom<Tier>('read', 'change', 'destructive', 'unknown'),
   args: fc.record({ container: fc.constantFrom('web-1', 'db-1') }),
   limits: fc.constantFrom({}, { timeout_s: 50 }),
-  rules: fc.array(ruleArb, { maxLength: 6 }),
-  grants: fc.array(grantArb, { maxLength: 4 }),
+  // Ids are unique in the database; the generator keeps them unique so traces name one rule.
+  rules: fc.uniqueArray(ruleArb, { maxLength: 6, selector: (r) => r.id }),
+  grants: fc.uniqueArray(grantArb, { maxLength: 4, selector: (g) => g.id }),
   signedTiers: fc.subarray<'read' | 'change' | 'destructive'>(['read', 'change', 'destructive']),
   approvalTtlS: fc.constant(600),
   now: fc.constant(NOW),
