@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { type Principal, principalRecord } from '../auth/principal.js';
 import type { ServerContext } from '../context.js';
-import type { PolicyRulesTable, Role } from '../db/schema.js';
+import type { Database, PolicyRulesTable, Role } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
 import type { ModuleHandle } from '../modules.js';
 import { activeHub } from '../runners/routes.js';
@@ -12,6 +13,15 @@ import { expireApprovals } from './approvals.js';
 import { evaluate } from './decide.js';
 import type { Tier } from './engine.js';
 import { grantView, loadScope, loadSettings, MAX_APPROVAL_TTL_S, ruleView } from './store.js';
+
+/** Remove a subject's runner scope (back to "every runner its role allows"). */
+async function clearScope(q: Kysely<Database>, subjectType: 'user' | 'api_key', subjectId: string): Promise<void> {
+  await q
+    .deleteFrom('policy_scopes')
+    .where('subject_type', '=', subjectType)
+    .where('subject_id', '=', subjectId)
+    .execute();
+}
 
 const idParams = z.strictObject({ id: z.string().min(1).max(128) });
 const labelKey = z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'label names are lowercase');
@@ -318,6 +328,28 @@ export async function registerPolicyRoutes(ctx: ServerContext): Promise<ModuleHa
       return { user: u.id, scope: await loadScope(db, 'user', u.id) };
     },
   });
+  /** Replace a subject's runner scope in one transaction (the old one is gone, the new one set). */
+  const replaceScope = (
+    subjectType: 'user' | 'api_key',
+    subjectId: string,
+    orgId: string,
+    body: { selector: unknown; runners: unknown },
+  ): Promise<void> =>
+    db.kysely.transaction().execute(async (trx) => {
+      await clearScope(trx, subjectType, subjectId);
+      await trx
+        .insertInto('policy_scopes')
+        .values({
+          subject_type: subjectType,
+          subject_id: subjectId,
+          org_id: orgId,
+          selector: body.selector === null ? null : JSON.stringify(body.selector),
+          runners: body.runners === null ? null : JSON.stringify(body.runners),
+          updated_at: new Date().toISOString(),
+        })
+        .execute();
+    });
+
   routes.add({
     method: 'PUT',
     url: '/api/v1/policy/scopes/users/:id',
@@ -330,22 +362,7 @@ export async function registerPolicyRoutes(ctx: ServerContext): Promise<ModuleHa
       const p = principal!;
       const u = await userInOrg(p.orgId, params.id);
       const before = await loadScope(db, 'user', u.id);
-      await db.kysely
-        .deleteFrom('policy_scopes')
-        .where('subject_type', '=', 'user')
-        .where('subject_id', '=', u.id)
-        .execute();
-      await db.kysely
-        .insertInto('policy_scopes')
-        .values({
-          subject_type: 'user',
-          subject_id: u.id,
-          org_id: p.orgId,
-          selector: body.selector === null ? null : JSON.stringify(body.selector),
-          runners: body.runners === null ? null : JSON.stringify(body.runners),
-          updated_at: new Date().toISOString(),
-        })
-        .execute();
+      await replaceScope('user', u.id, p.orgId, body);
       const after = await loadScope(db, 'user', u.id);
       await audit(p, 'policy.scope_set', u.id, before, after, {
         subject: { type: 'user', id: u.id, name: u.username },
@@ -364,11 +381,7 @@ export async function registerPolicyRoutes(ctx: ServerContext): Promise<ModuleHa
       const p = principal!;
       const u = await userInOrg(p.orgId, params.id);
       const before = await loadScope(db, 'user', u.id);
-      await db.kysely
-        .deleteFrom('policy_scopes')
-        .where('subject_type', '=', 'user')
-        .where('subject_id', '=', u.id)
-        .execute();
+      await clearScope(db.kysely, 'user', u.id);
       await audit(p, 'policy.scope_cleared', u.id, before, null, {
         subject: { type: 'user', id: u.id, name: u.username },
       });
@@ -395,22 +408,7 @@ export async function registerPolicyRoutes(ctx: ServerContext): Promise<ModuleHa
       if (key.user_id !== p.userId && !p.permissions.has('users:write'))
         throw ApiError.forbidden('only the key owner or an admin may narrow a key');
       const before = await loadScope(db, 'api_key', key.id);
-      await db.kysely
-        .deleteFrom('policy_scopes')
-        .where('subject_type', '=', 'api_key')
-        .where('subject_id', '=', key.id)
-        .execute();
-      await db.kysely
-        .insertInto('policy_scopes')
-        .values({
-          subject_type: 'api_key',
-          subject_id: key.id,
-          org_id: p.orgId,
-          selector: body.selector === null ? null : JSON.stringify(body.selector),
-          runners: body.runners === null ? null : JSON.stringify(body.runners),
-          updated_at: new Date().toISOString(),
-        })
-        .execute();
+      await replaceScope('api_key', key.id, p.orgId, body);
       const after = await loadScope(db, 'api_key', key.id);
       await audit(p, 'policy.scope_set', key.id, before, after, {
         subject: { type: 'api_key', id: key.id, name: key.name },
