@@ -3,8 +3,9 @@
 // on SQLite and on PostgreSQL, against a direct local engine run of the same action in the
 // same run. Every run is real: a process is spawned, output redacted and streamed, events
 // appended and fsync'd on the runner, the result recorded and audited on the server.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -12,6 +13,8 @@ import {
   defaultRunnerConfig,
   loadCatalog,
   SecurityLog,
+  spawnBackend,
+  spawnHelper,
   startRunner,
 } from '../packages/runner/dist/index.js';
 import { createServer, serverConfig } from '../packages/server/dist/index.js';
@@ -113,9 +116,67 @@ async function firstOutputLatency(ctx, n) {
   return times;
 }
 
+const TICKS = 100; // USER_HZ on Linux
+
+/** CPU ms of the spawn helper and every action it reaped (utime+stime+cutime+cstime). */
+function helperCpuMs() {
+  const pid = spawnHelper()?.pid;
+  if (pid === undefined) return 0;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1000) / TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** Where this process's CPU goes, by component, from a V8 CPU profile (self time). */
+function bucket(url, fn) {
+  if (url.includes('/packages/server/')) return 'server code';
+  if (url.includes('/packages/runner/')) return 'runner code';
+  if (url.includes('/packages/core/')) return 'core (validation, hashing, redaction)';
+  if (/kysely|better-sqlite3|\/pg\//.test(url)) return 'database driver + SQLite';
+  if (
+    /fastify|undici|avvio|find-my-way|pino|light-my-request|node:internal\/deps\/undici|node:_http|node:http/.test(url)
+  )
+    return 'HTTP (fastify + fetch client)';
+  if (/\/ws\//.test(url)) return 'WebSocket (ws)';
+  if (/zod/.test(url)) return 'zod';
+  if (url.includes('child_process')) return 'child_process';
+  if (fn === '(garbage collector)') return 'GC';
+  if (fn === '(idle)' || fn === '(program)') return null;
+  if (url === '') return 'native (syscalls, crypto, JSON)';
+  return 'other JS (node internals, streams)';
+}
+
+async function profileSplit(fn) {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 500 });
+  await session.post('Profiler.start');
+  await fn();
+  const { profile } = await session.post('Profiler.stop');
+  session.disconnect();
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const split = new Map();
+  let total = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const n = byId.get(profile.samples[i]);
+    const b = bucket(n.callFrame.url, n.callFrame.functionName);
+    if (b === null) continue;
+    const dt = profile.timeDeltas[i] ?? 0;
+    split.set(b, (split.get(b) ?? 0) + dt);
+    total += dt;
+  }
+  return [...split].sort((a, b) => b[1] - a[1]).map(([k, v]) => ({ name: k, share: v / total }));
+}
+
 async function throughput(ctx, total, concurrency) {
   const ids = [];
   let next = 0;
+  const cpu0 = process.cpuUsage();
+  const helper0 = helperCpuMs();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -142,7 +203,13 @@ async function throughput(ctx, total, concurrency) {
     }
     await new Promise((r) => setTimeout(r, 10));
   }
-  return total / ((performance.now() - t0) / 1000);
+  const wall = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    rate: total / (wall / 1000),
+    nodeCpuMs: (cpu.user + cpu.system) / 1000 / total,
+    actionCpuMs: (helperCpuMs() - helper0) / total,
+  };
 }
 
 async function directBaseline(n) {
@@ -168,6 +235,8 @@ async function directBaseline(n) {
       lat.push(performance.now() - t);
     }
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    const helper0 = helperCpuMs();
     let next = 0;
     await Promise.all(
       Array.from({ length: 8 }, async () => {
@@ -177,7 +246,13 @@ async function directBaseline(n) {
         }
       }),
     );
-    return { latency: lat, rate: n / ((performance.now() - t0) / 1000) };
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      latency: lat,
+      rate: n / ((performance.now() - t0) / 1000),
+      nodeCpuMs: (cpu.user + cpu.system) / 1000 / n,
+      actionCpuMs: (helperCpuMs() - helper0) / n,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -187,9 +262,14 @@ export async function bench({ quick }) {
   const total = quick ? 60 : 120;
   const rows = [];
   const ratio = [];
+  const cores = (await import('node:os')).cpus().length;
+  let split = [];
+  const load0 = loadavg()[0];
   const direct = await directBaseline(total);
   rows.push({ name: 'direct local engine run, p50 (baseline)', value: pct(direct.latency, 50), unit: 'ms' });
   rows.push({ name: 'direct local engine runs/s, 8 at once (baseline)', value: direct.rate, unit: 'runs/s' });
+  rows.push({ name: 'direct engine: CPU per run, Node (engine)', value: direct.nodeCpuMs, unit: 'ms' });
+  rows.push({ name: 'direct engine: CPU per run, spawn helper + action', value: direct.actionCpuMs, unit: 'ms' });
   const pg = await startPgCluster();
   try {
     for (const [label, database] of [
@@ -218,10 +298,29 @@ export async function bench({ quick }) {
               value: pct(lat, 50) / pct(direct.latency, 50),
             });
           }
-          const rate = await throughput(ctx, total, 32);
-          rows.push({ name: `${label}: runs/s end to end, ${n} runner(s)`, value: rate, unit: 'runs/s' });
+          const t = await throughput(ctx, total, 32);
+          rows.push({ name: `${label}: runs/s end to end, ${n} runner(s)`, value: t.rate, unit: 'runs/s' });
+          if (label === 'SQLite') {
+            const per = t.nodeCpuMs + t.actionCpuMs;
+            rows.push(
+              {
+                name: `SQLite ${n} runner(s): CPU per run, Node (server+runners+client)`,
+                value: t.nodeCpuMs,
+                unit: 'ms',
+              },
+              { name: `SQLite ${n} runner(s): CPU per run, spawn helper + action`, value: t.actionCpuMs, unit: 'ms' },
+              {
+                name: `SQLite ${n} runner(s): CPU-bound ceiling on ${cores} cores`,
+                value: (cores * 1000) / per,
+                unit: 'runs/s',
+              },
+            );
+            if (n === 4) {
+              split = await profileSplit(() => throughput(ctx, total, 32));
+            }
+          }
           if (n === (quick ? 4 : 16))
-            ratio.push({ name: `${label} runs/s (${n} runners) / direct engine runs/s`, value: rate / direct.rate });
+            ratio.push({ name: `${label} runs/s (${n} runners) / direct engine runs/s`, value: t.rate / direct.rate });
         });
         rmSync(tmp, { recursive: true, force: true });
       }
@@ -229,13 +328,18 @@ export async function bench({ quick }) {
   } finally {
     pg.stop();
   }
+  const load1 = loadavg()[0];
   return {
     title: 'Control plane dispatch',
     rows,
     ratio,
     notes: [
-      `${total} showcase.echo runs per configuration, 32 HTTP requests in flight; runners run in the bench process (8 actions at once each).`,
-      "Target from the issue: 500 runs/s end to end with SQLite on this 2-core machine. Every run spawns a real process and appends fsync'd events on both sides, so process spawning and fsync bound the rate; see the direct baseline.",
+      `${total} showcase.echo runs per configuration, 32 HTTP requests in flight; runners run in the bench process (8 actions at once each). Spawn path: ${spawnBackend()}.`,
+      "Every run is real: an HTTP request with an API key, policy decision, run row, audit events (server chain), a WebSocket dispatch, a process spawned on the runner, output streamed, the runner event appended and fsync'd, mirrored and verified on the server, result stored and acknowledged. SQLite writes are group-committed (one WAL fsync per batch; see docs/architecture.md).",
+      `CPU per run: process CPU of the bench process (server, runners and the HTTP client share it) plus the spawn helper's CPU and its reaped actions' (from /proc), divided by runs. The ceiling assumes the ${cores} cores do nothing else.`,
+      `Where the Node CPU goes (SQLite, 4 runners, sampled profile): ${split.map((x) => `${x.name} ${(x.share * 100).toFixed(0)}%`).join(', ')}.`,
+      `Load average (1 min) at start ${load0.toFixed(1)}, at end ${load1.toFixed(1)} on ${cores} cores: other work on the machine slows every number here.`,
+      'Target from the issue: 500 runs/s end to end with SQLite on this 2-core machine.',
     ],
   };
 }

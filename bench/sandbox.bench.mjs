@@ -1,6 +1,8 @@
-// Sandbox benchmarks (issue 9): create latency, exec round trip (`true`, `print(1)`) and
-// memory per idle sandbox, as p50/p95 over repeated runs, with a plain host `python3 -c`
-// and gVisor's `runsc do` measured in the same run as baselines.
+// Sandbox benchmarks (issues 9 and 10): create latency (boot, snapshot restore, warm pool),
+// exec round trip (`true`, `print(1)`), create + first print(1) from the pool against
+// `runsc do python3`, and how many idle 128 MiB sandboxes fit with their PSS, as p50/p95
+// over repeated runs, with a plain host `python3 -c` and gVisor's `runsc do` measured in
+// the same run as baselines.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +28,20 @@ function rssMb(pid) {
   return m ? Number(m[1]) / 1024 : Number.NaN;
 }
 
+function pssMb(pid) {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+async function waitFor(fn, ms) {
+  const until = Date.now() + ms;
+  while (!fn() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+}
+
 function hostRun(cmd, args) {
   const t = performance.now();
   const r = spawnSync(cmd, args, { stdio: 'ignore' });
@@ -40,7 +56,8 @@ export async function bench({ quick }) {
     (existsSync('/var/cache/airlock-images') ? '/var/cache/airlock-images' : imageCacheDir());
   await buildImages({ cacheDir: imageDir, progress: (s, n, m) => process.stdout.write(`  [images ${s}/${n}] ${m}\n`) });
   const stateDir = mkdtempSync(join(tmpdir(), 'alsb-bench-'));
-  const m = await SandboxManager.open({ imageDir, stateDir, defaultMemoryMb: 192 });
+  // Boot numbers first, without saved states; the snapshot section below turns them on.
+  const m = await SandboxManager.open({ imageDir, stateDir, defaultMemoryMb: 192, snapshots: false });
   const info = m.info();
   const nCreate = quick ? 3 : 8;
   const nExec = quick ? 10 : 30;
@@ -55,8 +72,69 @@ export async function bench({ quick }) {
       creates.push(await time(async () => (id = (await m.create({ language_pack: 'shell' })).id)));
       await m.delete(id);
     }
-    rows.push({ name: 'create shell sandbox (ready to exec) p50', value: pct(creates, 50), unit: 'ms' });
-    rows.push({ name: 'create shell sandbox p95', value: pct(creates, 95), unit: 'ms' });
+    rows.push({ name: 'create shell sandbox, boot (ready to exec) p50', value: pct(creates, 50), unit: 'ms' });
+    rows.push({ name: 'create shell sandbox, boot p95', value: pct(creates, 95), unit: 'ms' });
+
+    // Snapshot restore with an empty pool: the first create boots and saves the state.
+    const snapDir = mkdtempSync(join(tmpdir(), 'alsb-bench-snap-'));
+    const sm = await SandboxManager.open({ imageDir, stateDir: snapDir, defaultMemoryMb: 192, maxSandboxes: 64 });
+    const restores = [];
+    let density = [];
+    try {
+      await sm.delete((await sm.create({ language_pack: 'shell' })).id);
+      await waitFor(() => sm.snapshotCount() >= 1, 120_000);
+      for (let i = 0; i < nCreate; i++) {
+        let sb;
+        restores.push(await time(async () => (sb = await sm.create({ language_pack: 'shell' }))));
+        if (!sb.restored) notes.push('a restore fell back to a boot');
+        await sm.delete(sb.id);
+      }
+      rows.push({ name: 'create from a saved state, empty pool p50', value: pct(restores, 50), unit: 'ms' });
+      rows.push({ name: 'create from a saved state, empty pool p95', value: pct(restores, 95), unit: 'ms' });
+
+      // Density: idle 128 MiB sandboxes restored from a saved state, alive at once.
+      const want = quick ? 8 : 40;
+      await sm.delete((await sm.create({ language_pack: 'shell', memory_mb: 128 })).id);
+      await waitFor(() => sm.snapshotCount() >= 2, 120_000);
+      const alive = [];
+      for (let i = 0; i < want; i++) {
+        try {
+          alive.push(await sm.create({ language_pack: 'shell', memory_mb: 128 }));
+        } catch (e) {
+          notes.push(`density stopped at ${alive.length}: ${e.code} ${e.message}`);
+          break;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 3000));
+      const answering = (
+        await Promise.all(
+          alive.map((sb) =>
+            sb.exec({ argv: ['true'] }).then(
+              () => 1,
+              () => 0,
+            ),
+          ),
+        )
+      ).reduce((a, b) => a + b, 0);
+      density = alive.map((sb) => pssMb(sb.vm.pid));
+      const ksm = (() => {
+        try {
+          return readFileSync('/sys/kernel/mm/ksm/run', 'utf8').trim() === '1' ? 'on' : 'off';
+        } catch {
+          return 'absent';
+        }
+      })();
+      rows.push({ name: 'idle 128 MiB sandboxes alive and answering at once', value: answering, unit: 'sandboxes' });
+      rows.push({ name: 'host memory (PSS) per idle 128 MiB sandbox p50', value: pct(density, 50), unit: 'MiB' });
+      rows.push({ name: 'host memory (PSS) per idle 128 MiB sandbox p95', value: pct(density, 95), unit: 'MiB' });
+      notes.push(
+        `density: ${alive.length} restored 128 MiB shell sandboxes (TCG tb-size=32); host KSM ${ksm} (QEMU marks guest RAM mergeable; \`echo 1 > /sys/kernel/mm/ksm/run\` lets identical pages of restored guests merge)`,
+      );
+      await Promise.all(alive.map((sb) => sm.delete(sb.id)));
+    } finally {
+      await sm.close();
+      rmSync(snapDir, { recursive: true, force: true });
+    }
 
     // Warm pool: a create with default limits takes a pre-booted sandbox.
     const warmDir = mkdtempSync(join(tmpdir(), 'alsb-bench-warm-'));
@@ -65,15 +143,28 @@ export async function bench({ quick }) {
       stateDir: warmDir,
       defaultMemoryMb: 192,
       warmPool: 1,
-      warmPacks: ['shell'],
+      warmPacks: ['shell', 'python'],
     });
     const warm = [];
+    const pooledPrint = [];
     try {
-      for (let i = 0; i < (quick ? 2 : 5); i++) {
-        const until = Date.now() + 120_000;
-        while (wm.warmCounts().shell !== 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < (quick ? 3 : 8); i++) {
+        await waitFor(() => wm.warmCounts().shell === 1, 120_000);
         let id;
         warm.push(await time(async () => (id = (await wm.create({ language_pack: 'shell' })).id)));
+        await wm.delete(id);
+      }
+      // Create + first print(1) in a pooled python sandbox, against runsc below.
+      for (let i = 0; i < (quick ? 2 : 5); i++) {
+        await waitFor(() => wm.warmCounts().python === 1, 120_000);
+        let id;
+        pooledPrint.push(
+          await time(async () => {
+            const sb = await wm.create({ language_pack: 'python' });
+            id = sb.id;
+            await sb.exec({ code: 'print(1)' });
+          }),
+        );
         await wm.delete(id);
       }
     } finally {
@@ -81,6 +172,7 @@ export async function bench({ quick }) {
       rmSync(warmDir, { recursive: true, force: true });
     }
     rows.push({ name: 'create from the warm pool p50', value: pct(warm, 50), unit: 'ms' });
+    rows.push({ name: 'create + first python print(1), pooled p50', value: pct(pooledPrint, 50), unit: 'ms' });
 
     const sh = m.get((await m.create({ language_pack: 'shell' })).id);
     const py = m.get((await m.create({ language_pack: 'python' })).id);
@@ -121,8 +213,13 @@ export async function bench({ quick }) {
       }
       rows.push({ name: 'baseline: `runsc do true` (new gVisor sandbox each) p50', value: pct(rt, 50), unit: 'ms' });
       rows.push({ name: 'baseline: `runsc do python3 -c print(1)` p50', value: pct(rp, 50), unit: 'ms' });
-      if (Number.isFinite(pct(rp, 50)))
+      if (Number.isFinite(pct(rp, 50))) {
         ratio.push({ name: 'sandbox print(1) p50 / runsc python3 p50', value: pct(prints, 50) / pct(rp, 50) });
+        ratio.push({
+          name: 'pooled create + first print(1) p50 / runsc python3 p50 (below 1: faster)',
+          value: pct(pooledPrint, 50) / pct(rp, 50),
+        });
+      }
       notes.push(
         'runsc baselines start a fresh gVisor sandbox per command (ptrace platform, rootless, no network); the microVM numbers reuse one booted sandbox.',
       );

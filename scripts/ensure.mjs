@@ -50,7 +50,9 @@ if (wantSystem) {
 step('building (tsc -b)…');
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 if (run(process.execPath, [tsc, '-b'], { stdio: 'inherit' }) !== 0) fail('build failed (TypeScript errors above)');
-for (const extra of ['packages/web/build.mjs']) {
+// packages/runner/native/build.mjs compiles the runner's spawn helper (C); without a compiler it
+// warns and the runner spawns through setpriv/prlimit instead.
+for (const extra of ['packages/web/build.mjs', 'packages/runner/native/build.mjs']) {
   if (existsSync(join(root, extra))) {
     if (run(process.execPath, [join(root, extra)]) !== 0) fail(`build step ${extra} failed`);
   }

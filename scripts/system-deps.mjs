@@ -25,6 +25,9 @@ const NEEDED = [
   ['/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a', 'libclang-rt-14-dev'],
   ['/usr/bin/runsc', 'runsc'],
   ['/usr/bin/chromium', 'chromium'],
+  // The installer test verifies the systemd units and lints install.sh.
+  ['/usr/bin/systemd-analyze', 'systemd'],
+  ['/usr/bin/shellcheck', 'shellcheck'],
 ];
 
 const missing = [...new Set(NEEDED.filter(([f]) => !existsSync(f)).map(([, p]) => p))];

@@ -23,8 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -71,6 +73,7 @@ struct proc {
   uint32_t output_limit;
   uint64_t output_sent;
   int truncated, timed_out, reaped, status;
+  uint32_t cg; /* its cgroup /sys/fs/cgroup/exec/e<cg>, 0 = none */
 };
 
 struct xfer {
@@ -97,6 +100,15 @@ static int ctl_in = -1, ctl_out = -1, listen_fd = -1;
 static int connected = 0;     /* the host side is there (virtio: no POLLHUP) */
 static int discarding = 0;    /* after a bad frame: drop input until the host disconnects */
 static uint64_t retry_at = 0; /* virtio: when to look for the host again */
+
+/* Guest cgroup v2 for guest code: exec/ carries the sandbox's pids.max, exec/e<N> holds one exec's tree. */
+#define CG_EXEC "/sys/fs/cgroup/exec"
+static int cgroups_ok = 0;
+static uint32_t cg_seq = 0;
+static uint32_t max_procs = 0; /* without cgroups: RLIMIT_NPROC in each exec (best effort) */
+static int rw_fd = -1;         /* the writable layer's tmpfs, kept to resize it after switch root */
+static uint32_t cg_stale[256]; /* per-exec cgroups whose processes were still exiting */
+static int cg_stale_n = 0;
 
 static uint8_t *outq;
 static size_t outq_len, outq_cap, outq_off;
@@ -324,6 +336,60 @@ static void kill_session(pid_t sid) {
   }
 }
 
+static int write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = write(fd, text, strlen(text));
+  int e = errno;
+  close(fd);
+  errno = e;
+  return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+static void setup_cgroups(void) {
+  mkdir("/sys/fs/cgroup", 0755);
+  if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) {
+    logmsg("cgroup2: %s (process limits fall back to rlimits)", strerror(errno));
+    return;
+  }
+  if (write_file("/sys/fs/cgroup/cgroup.subtree_control", "+pids") != 0 || (mkdir(CG_EXEC, 0755) != 0 && errno != EEXIST)) {
+    logmsg("cgroup pids controller: %s", strerror(errno));
+    return;
+  }
+  cgroups_ok = 1;
+}
+
+/* Remove per-exec cgroups whose last process has exited (rmdir fails with EBUSY until then). */
+static void cg_sweep(void) {
+  int k = 0;
+  for (int i = 0; i < cg_stale_n; i++) {
+    char p[96];
+    snprintf(p, sizeof p, CG_EXEC "/e%u", cg_stale[i]);
+    if (rmdir(p) != 0 && errno == EBUSY) cg_stale[k++] = cg_stale[i];
+  }
+  cg_stale_n = k;
+}
+
+/* Kill whatever an exec left behind (daemons, setsid escapes): its cgroup holds them all. */
+static void cg_kill(uint32_t cg) {
+  if (!cg) return;
+  char p[96];
+  snprintf(p, sizeof p, CG_EXEC "/e%u/cgroup.kill", cg);
+  write_file(p, "1");
+  snprintf(p, sizeof p, CG_EXEC "/e%u", cg);
+  if (rmdir(p) != 0 && errno == EBUSY && cg_stale_n < (int)(sizeof cg_stale / sizeof *cg_stale)) cg_stale[cg_stale_n++] = cg;
+}
+
+/* End an exec now: its cgroup first (nothing in it can outrun that), then its session. */
+static void kill_exec(struct proc *pr) {
+  if (pr->cg) {
+    char p[96];
+    snprintf(p, sizeof p, CG_EXEC "/e%u/cgroup.kill", pr->cg);
+    write_file(p, "1");
+  }
+  kill_session(pr->pid);
+}
+
 static char *dupstr(struct al_str s) {
   char *p = malloc(s.len + 1);
   if (!p) return NULL;
@@ -359,13 +425,34 @@ static void start_exec(uint32_t id, const uint8_t *payload, size_t n) {
     send_error(id, AL_E_IO, "pipe: %s", strerror(errno));
     goto out;
   }
+  uint32_t cg = 0;
+  int cg_fd = -1;
+  if (cgroups_ok) {
+    char p[96];
+    cg_sweep();
+    cg = ++cg_seq;
+    snprintf(p, sizeof p, CG_EXEC "/e%u", cg);
+    if (mkdir(p, 0755) == 0) {
+      snprintf(p, sizeof p, CG_EXEC "/e%u/cgroup.procs", cg);
+      cg_fd = open(p, O_WRONLY | O_CLOEXEC);
+    }
+    if (cg_fd < 0) cg = 0;
+  }
   pid = fork();
   if (pid < 0) {
+    if (cg_fd >= 0) close(cg_fd);
+    cg_kill(cg);
     send_error(id, AL_E_IO, "fork: %s", strerror(errno));
     goto out;
   }
   if (pid == 0) {
-    /* Child: own session (so the whole tree can be found and killed), default signals. */
+    /* Child: own cgroup (the sandbox's process limit; leftovers are found and killed by it),
+     * own session (so the tree can be signalled), default signals. */
+    if (cg_fd >= 0 && write(cg_fd, "0", 1) != 1) _exit(126);
+    if (!cgroups_ok && max_procs) {
+      struct rlimit rl = {max_procs, max_procs};
+      setrlimit(RLIMIT_NPROC, &rl);
+    }
     setsid();
     sigset_t all;
     sigemptyset(&all);
@@ -384,10 +471,12 @@ static void start_exec(uint32_t id, const uint8_t *payload, size_t n) {
     dprintf(2, "airlock-init: %s: %s\n", argv[0], strerror(errno));
     _exit(errno == ENOENT ? 127 : 126);
   }
+  if (cg_fd >= 0) close(cg_fd);
   memset(pr, 0, sizeof *pr);
   pr->used = 1;
   pr->id = id;
   pr->pid = pid;
+  pr->cg = cg;
   pr->out_fd = po[0];
   pr->err_fd = pe[0];
   pr->in_fd = pi[1];
@@ -463,6 +552,7 @@ static void finish_if_done(struct proc *pr, uint64_t now) {
   b[8] = (uint8_t)((pr->timed_out ? AL_EXIT_TIMED_OUT : 0) | (pr->truncated ? AL_EXIT_TRUNCATED : 0));
   put_u32(b + 9, (uint32_t)(now - pr->started_ms));
   send_frame(AL_T_EXIT, pr->id, b, 13);
+  cg_kill(pr->cg);
   free(pr->in_buf);
   memset(pr, 0, sizeof *pr);
 }
@@ -619,6 +709,58 @@ static void shutdown_now(void) {
   for (;;) pause();
 }
 
+#define RNDADDENTROPY_ 0x40085203 /* _IOW('R', 0x03, int[2]) */
+#define RNDRESEEDCRNG_ 0x5207     /* _IO('R', 0x07) */
+
+/* Per-sandbox settings, sent after every handshake that hands the guest to a new owner
+ * (cold create, warm pool, snapshot restore): process limit, writable-layer size,
+ * wall clock, fresh entropy. The first failure is reported; the rest still apply. */
+static void apply_config(uint32_t id, const uint8_t *payload, size_t n) {
+  struct al_config c;
+  if (al_decode_config(payload, n, &c) != 0) return send_error(id, AL_E_BAD_REQUEST, "malformed config request");
+  char err[160] = "";
+  char text[32];
+  if (c.max_procs) {
+    max_procs = c.max_procs;
+    snprintf(text, sizeof text, "%u", c.max_procs);
+    if (cgroups_ok && write_file(CG_EXEC "/pids.max", text) != 0 && !err[0])
+      snprintf(err, sizeof err, "pids.max: %s", strerror(errno));
+  }
+  if (c.rw_mb && rw_fd >= 0) {
+    char at[64], opts[48];
+    snprintf(at, sizeof at, "/proc/self/fd/%d", rw_fd);
+    snprintf(opts, sizeof opts, "size=%um", c.rw_mb);
+    /* Shrinking below what is already used fails; a fresh guest uses almost nothing. */
+    if (mount(NULL, at, NULL, MS_REMOUNT | MS_NODEV, opts) != 0 && !err[0])
+      snprintf(err, sizeof err, "resize writable layer to %u MiB: %s", c.rw_mb, strerror(errno));
+  }
+  /* Under gVisor (--stdio) the clock and the random pool are the host kernel's: nothing to correct. */
+  if (c.time_ms && chan_kind != CHAN_STDIO) {
+    struct timespec ts = {(time_t)(c.time_ms / 1000), (long)(c.time_ms % 1000) * 1000000};
+    if (clock_settime(CLOCK_REALTIME, &ts) != 0 && !err[0]) snprintf(err, sizeof err, "set clock: %s", strerror(errno));
+  }
+  if (c.entropy_len && chan_kind != CHAN_STDIO) {
+    /* Credit the host's randomness and force a reseed now: a restored snapshot or a
+     * pooled guest must not share its random state with another sandbox. */
+    struct {
+      int entropy_count;
+      int buf_size;
+      uint8_t buf[AL_MAX_ENTROPY];
+    } e;
+    e.entropy_count = (int)c.entropy_len * 8;
+    e.buf_size = (int)c.entropy_len;
+    memcpy(e.buf, c.entropy, c.entropy_len);
+    int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+    int ok = fd >= 0 && (ioctl(fd, RNDADDENTROPY_, &e) == 0 || write(fd, e.buf, c.entropy_len) == (ssize_t)c.entropy_len);
+    if (fd >= 0) ioctl(fd, RNDRESEEDCRNG_); /* needs CAP_SYS_ADMIN; PID 1 has it */
+    if (fd >= 0) close(fd);
+    if (!ok && !err[0]) snprintf(err, sizeof err, "add entropy: %s", strerror(errno));
+    memset(&e, 0, sizeof e);
+  }
+  if (err[0]) return send_error(id, AL_E_IO, "%s", err);
+  send_frame(AL_T_OK, id, NULL, 0);
+}
+
 static void on_frame(void *ctx, uint8_t type, uint32_t id, const uint8_t *payload, size_t n) {
   (void)ctx;
   struct proc *pr;
@@ -660,7 +802,7 @@ static void on_frame(void *ctx, uint8_t type, uint32_t id, const uint8_t *payloa
       /* SIGKILL means "end this exec": take its whole session, as a timeout does. */
       if (!pr->reaped) {
         if (sig == SIGKILL)
-          kill_session(pr->pid);
+          kill_exec(pr);
         else if (kill(-pr->pid, (int)sig) != 0)
           kill(pr->pid, (int)sig); /* not yet its own session leader: see kill_session_once */
       }
@@ -674,6 +816,8 @@ static void on_frame(void *ctx, uint8_t type, uint32_t id, const uint8_t *payloa
       return put_end(id);
     case AL_T_GET:
       return get_begin(id, payload, n);
+    case AL_T_CONFIG:
+      return apply_config(id, payload, n);
     case AL_T_SHUTDOWN:
       flush_out();
       if (chan_kind == CHAN_STDIO) _exit(0);
@@ -781,6 +925,7 @@ static int mount_root(void) {
   if (mount("/dev/vda", "/lower", "squashfs", MS_RDONLY | MS_NODEV, NULL)) return logmsg("mount squashfs: %s", strerror(errno)), -1;
   snprintf(opts, sizeof opts, "size=%ldm,mode=0755", rw_mb);
   if (mount("tmpfs", "/rw", "tmpfs", MS_NODEV, opts)) return logmsg("mount tmpfs: %s", strerror(errno)), -1;
+  rw_fd = open("/rw", O_PATH | O_DIRECTORY | O_CLOEXEC);
   mkdir("/rw/upper", 0755);
   mkdir("/rw/work", 0755);
   if (mount("overlay", "/newroot", "overlay", 0, "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work"))
@@ -838,6 +983,7 @@ static void boot(void) {
     shutdown_now();
   }
   sethostname("sandbox", 7);
+  setup_cgroups();
 }
 
 int main(int argc, char **argv) {
@@ -936,7 +1082,7 @@ int main(int argc, char **argv) {
       if (proc_slot[i][2] >= 0 && pf[proc_slot[i][2]].revents) pump_stdin(pr);
       if (!pr->reaped && pr->deadline_ms && now >= pr->deadline_ms && !pr->timed_out) {
         pr->timed_out = 1;
-        kill_session(pr->pid);
+        kill_exec(pr);
       }
       finish_if_done(pr, now);
     }

@@ -10,6 +10,7 @@
 #include "proto.h"
 
 static struct al_exec exec_buf;
+static struct al_config config_buf;
 
 static void on_frame(void *ctx, uint8_t type, uint32_t id, const uint8_t *payload, size_t n) {
   (void)ctx;
@@ -33,6 +34,13 @@ static void on_frame(void *ctx, uint8_t type, uint32_t id, const uint8_t *payloa
       break;
     case AL_T_GET:
       if (al_decode_get(payload, n, &path) == 0 && memchr(path.p, 0, path.len)) abort();
+      break;
+    case AL_T_CONFIG:
+      if (al_decode_config(payload, n, &config_buf) == 0) {
+        volatile uint8_t sink = 0;
+        for (uint32_t j = 0; j < config_buf.entropy_len; j++) sink ^= config_buf.entropy[j];
+        (void)sink;
+      }
       break;
     default:
       (void)al_host_type_known(type);

@@ -67,7 +67,7 @@ uint32_t al_frame_length(const uint8_t *p) {
   return n;
 }
 
-int al_host_type_known(uint8_t type) { return type >= AL_T_HELLO && type <= AL_T_SHUTDOWN; }
+int al_host_type_known(uint8_t type) { return type >= AL_T_HELLO && type <= AL_T_CONFIG; }
 
 int al_decode_exec(const uint8_t *payload, size_t n, struct al_exec *out) {
   struct al_reader r;
@@ -107,6 +107,18 @@ int al_decode_get(const uint8_t *payload, size_t n, struct al_str *path) {
   al_reader_init(&r, payload, n);
   *path = al_string(&r, AL_MAX_PATH);
   if (r.failed || r.left != 0 || path->len == 0 || path->p[0] != '/') return -1;
+  return 0;
+}
+
+int al_decode_config(const uint8_t *payload, size_t n, struct al_config *out) {
+  struct al_reader r;
+  al_reader_init(&r, payload, n);
+  out->max_procs = al_u32(&r);
+  out->rw_mb = al_u32(&r);
+  out->time_ms = al_u64(&r);
+  if (r.failed || r.left > AL_MAX_ENTROPY) return -1;
+  out->entropy = r.p;
+  out->entropy_len = (uint32_t)r.left;
   return 0;
 }
 

@@ -27,6 +27,7 @@
 #define AL_MAX_ENV 1024
 #define AL_MAX_PATH 4096
 #define AL_CHUNK 32768 /* largest data chunk the guest sends */
+#define AL_MAX_ENTROPY 512 /* bytes of host randomness in one CONFIG frame */
 
 /* host -> guest */
 #define AL_T_HELLO 0x01    /* payload: opaque nonce (<= 64 bytes), echoed in READY */
@@ -39,6 +40,7 @@
 #define AL_T_PUT_END 0x08  /* empty; guest answers OK or ERROR */
 #define AL_T_GET 0x09      /* str path; guest answers FILE_DATA* FILE_END or ERROR */
 #define AL_T_SHUTDOWN 0x0a /* empty; guest syncs and powers off */
+#define AL_T_CONFIG 0x0b   /* u32 max_procs (0 = keep), u32 rw_mb (0 = keep), u64 unix time ms (0 = keep), entropy bytes (<= AL_MAX_ENTROPY); guest answers OK or ERROR */
 
 /* guest -> host */
 #define AL_T_READY 0x81     /* u32 protocol version, nonce echoed from HELLO (0 at boot) */
@@ -113,6 +115,18 @@ int al_decode_exec(const uint8_t *payload, size_t n, struct al_exec *out);
 
 /** Decode a PUT_BEGIN payload; returns 0 or -1. */
 int al_decode_put(const uint8_t *payload, size_t n, uint32_t *mode, struct al_str *path);
+
+/** A decoded CONFIG request; entropy points into the frame buffer. */
+struct al_config {
+  uint32_t max_procs;
+  uint32_t rw_mb;
+  uint64_t time_ms;
+  const uint8_t *entropy;
+  uint32_t entropy_len;
+};
+
+/** Decode a CONFIG payload; returns 0 or -1. */
+int al_decode_config(const uint8_t *payload, size_t n, struct al_config *out);
 
 /** Decode a GET payload; returns 0 or -1. */
 int al_decode_get(const uint8_t *payload, size_t n, struct al_str *path);

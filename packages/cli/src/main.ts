@@ -2,7 +2,7 @@ import { AIRLOCK_VERSION, AirlockError } from '@airlock/core';
 import { Command, CommanderError } from 'commander';
 import { registerActionCommands } from './commands/action.js';
 import { registerAuditCommands } from './commands/audit.js';
-import { registerLaterCommands } from './commands/later.js';
+import { registerDoctorCommand } from './commands/doctor.js';
 import { registerMcpCommands } from './commands/mcp.js';
 import { registerPackCommands } from './commands/pack.js';
 import { registerPolicyCommands } from './commands/policy.js';
@@ -47,7 +47,7 @@ Docs: docs/architecture.md, docs/action-packs.md, docs/security-model.md`,
   registerPolicyCommands(program);
   registerMcpCommands(program);
   registerSandboxCommands(program);
-  registerLaterCommands(program);
+  registerDoctorCommand(program);
   return program;
 }
 

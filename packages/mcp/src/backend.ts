@@ -102,7 +102,60 @@ export function isFinalStatus(status: string): boolean {
   return FINAL_RUN_STATUSES.includes(status);
 }
 
+/** A sandbox as the control plane shows it (the fields the tools use). */
+export interface SandboxInfo {
+  readonly id: string;
+  readonly state: string;
+  readonly language_pack: string;
+  readonly image_hash: string;
+  readonly host: { readonly id: string; readonly name?: string };
+  readonly limits: { readonly memory_mb: number; readonly vcpus: number; readonly lifetime_s: number };
+  readonly created_at: string;
+  readonly expires_at: string;
+  readonly end_reason: string | null;
+  readonly exec_count: number;
+  readonly cpu_seconds: number;
+}
+
+/** The outcome of code run in a sandbox (output already redacted). */
+export interface SandboxExecInfo {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly exit_code: number;
+  readonly signal: number | null;
+  readonly duration_ms: number;
+  readonly timed_out: boolean;
+  readonly truncated: boolean;
+  readonly redactions: readonly string[];
+  readonly audit_hash: string;
+}
+
+/** Sandboxes under the control plane's policy and audit, as one principal. */
+export interface SandboxApi {
+  /** Whether the organisation has a sandbox host at all (the tools are offered only then). */
+  available(): Promise<boolean>;
+  create(req: {
+    language_pack: string;
+    memory_mb?: number;
+    vcpus?: number;
+    lifetime_s?: number;
+    env?: Record<string, string>;
+  }): Promise<SandboxInfo>;
+  list(): Promise<SandboxInfo[]>;
+  exec(
+    id: string,
+    req: { code: string; timeout_ms?: number; stdin?: string },
+    onOutput: (stream: 'stdout' | 'stderr', data: string) => void,
+    signal: AbortSignal,
+  ): Promise<SandboxExecInfo>;
+  writeFile(id: string, path: string, content: string): Promise<{ path: string; size: number }>;
+  readFile(id: string, path: string): Promise<{ path: string; size: number; content_b64: string; text: string | null }>;
+  destroy(id: string): Promise<SandboxInfo>;
+}
+
 export interface AirlockBackend {
+  /** Sandboxes, when the control plane offers them. */
+  readonly sandboxes?: SandboxApi;
   /** Effective permissions of the principal right now (role ∩ key or token scopes). */
   permissions(): Promise<ReadonlySet<string>>;
   listRunners(): Promise<RunnerInfo[]>;

@@ -7,6 +7,9 @@ import {
   type RunInfo,
   type RunnerInfo,
   type RunRequest,
+  type SandboxApi,
+  type SandboxExecInfo,
+  type SandboxInfo,
 } from './backend.js';
 
 export interface HttpBackendOptions {
@@ -70,6 +73,76 @@ export class HttpBackend implements AirlockBackend {
       );
     }
     return parsed as T;
+  }
+
+  /** Sandboxes over the REST API; exec follows the NDJSON stream for progress. */
+  readonly sandboxes: SandboxApi = {
+    available: async () => {
+      const r = await this.call<{ hosts: unknown[] }>('GET', '/api/v1/sandboxes/hosts');
+      return r.hosts.length > 0;
+    },
+    create: (req) => this.call<SandboxInfo>('POST', '/api/v1/sandboxes', req, AbortSignal.timeout(6 * 60_000)),
+    list: async () => (await this.call<{ sandboxes: SandboxInfo[] }>('GET', '/api/v1/sandboxes')).sandboxes,
+    destroy: (id) => this.call<SandboxInfo>('DELETE', `/api/v1/sandboxes/${encodeURIComponent(id)}`),
+    writeFile: (id, path, content) =>
+      this.call('PUT', `/api/v1/sandboxes/${encodeURIComponent(id)}/files`, { path, content }),
+    readFile: (id, path) =>
+      this.call('GET', `/api/v1/sandboxes/${encodeURIComponent(id)}/files?path=${encodeURIComponent(path)}`),
+    exec: (id, req, onOutput, signal) => this.execStream(id, req, onOutput, signal),
+  };
+
+  private async execStream(
+    id: string,
+    req: { code: string; timeout_ms?: number; stdin?: string },
+    onOutput: (stream: 'stdout' | 'stderr', data: string) => void,
+    signal: AbortSignal,
+  ): Promise<SandboxExecInfo> {
+    let res: Response;
+    try {
+      res = await this.f(`${this.base}/api/v1/sandboxes/${encodeURIComponent(id)}/exec?stream=1`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${this.opts.token}`,
+          'content-type': 'application/json',
+          accept: 'application/x-ndjson',
+        },
+        body: JSON.stringify(req),
+        signal,
+      });
+    } catch (err) {
+      throw new BackendError(
+        'unavailable',
+        `cannot reach the airlock server at ${this.base}: ${(err as Error).message}`,
+        503,
+      );
+    }
+    if (!res.ok || res.body === null) {
+      const body = (await res.json().catch(() => ({}))) as {
+        error?: { code?: string; message?: string; fields?: { field: string; message: string }[] };
+      };
+      throw new BackendError(
+        body.error?.code ?? `http_${res.status}`,
+        body.error?.message ?? `HTTP ${res.status}`,
+        res.status,
+        body.error?.fields ?? [],
+      );
+    }
+    const decoder = new TextDecoder();
+    let buf = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buf += decoder.decode(chunk, { stream: true });
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (line.trim() === '') continue;
+        const ev = JSON.parse(line) as { type: string; data?: string; error?: { code: string; message: string } };
+        if (ev.type === 'stdout' || ev.type === 'stderr') onOutput(ev.type, ev.data ?? '');
+        else if (ev.type === 'result') return ev as unknown as SandboxExecInfo;
+        else if (ev.type === 'error')
+          throw new BackendError(ev.error?.code ?? 'internal', ev.error?.message ?? 'exec failed', 502);
+      }
+    }
+    throw new BackendError('unavailable', 'the exec stream ended without a result', 502);
   }
 
   async permissions(): Promise<ReadonlySet<string>> {

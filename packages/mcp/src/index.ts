@@ -13,6 +13,10 @@ export {
   type RunInfo,
   type RunnerInfo,
   type RunRequest,
+  type SandboxApi,
+  type SandboxExecInfo,
+  type SandboxInfo,
 } from './backend.js';
 export { HttpBackend, type HttpBackendOptions } from './http-backend.js';
+export { registerSandboxTools } from './sandbox-tools.js';
 export { type AirlockMcpOptions, createAirlockMcpServer, riskAnnotations, toolError } from './tools.js';

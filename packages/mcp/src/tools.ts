@@ -8,6 +8,13 @@ import {
 } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import {
+  approvalElicitation,
+  approvalStateCodec,
+  randomStateKey,
+  resumedApproval,
+  supportsUrlElicitation,
+} from './approval-elicitation.js';
+import {
   type ActionInfo,
   type AirlockBackend,
   BackendError,
@@ -15,6 +22,7 @@ import {
   type OutputLine,
   type RunInfo,
 } from './backend.js';
+import { registerSandboxTools } from './sandbox-tools.js';
 
 /** Options of one MCP server instance (one request, or one stdio connection). */
 export interface AirlockMcpOptions {
@@ -24,7 +32,14 @@ export interface AirlockMcpOptions {
   readonly maxWaitSeconds?: number;
   /** Max output lines returned in a tool result (default 500; the rest is in get_run). */
   readonly maxOutputLines?: number;
+  /**
+   * HMAC key (≥ 32 bytes) for the multi-round-trip state of approval elicitations; every
+   * server instance that may see a retried call needs the same key. Default: random per process.
+   */
+  readonly stateKey?: Uint8Array;
 }
+
+const PROCESS_STATE_KEY = randomStateKey();
 
 const DEFAULT_WAIT_S = 120;
 
@@ -163,6 +178,18 @@ async function runAndWait(
   } catch (err) {
     return toolError(err);
   }
+  return followRun(backend, ctx, run, waitSeconds, maxLines);
+}
+
+/** Follow a run with progress notifications for a bounded time, then return its result. */
+async function followRun(
+  backend: AirlockBackend,
+  ctx: Ctx,
+  started: RunInfo,
+  waitSeconds: number,
+  maxLines: number,
+): Promise<CallToolResult> {
+  let run = started;
   const progress = progressSender(ctx);
   progress(`run ${run.id} ${run.status}`);
   if (isFinalStatus(run.status) || waitSeconds <= 0) return runResult(backend, run, maxLines);
@@ -210,12 +237,14 @@ export async function createAirlockMcpServer(
 ): Promise<McpServer> {
   const maxWait = opts.maxWaitSeconds ?? 600;
   const maxLines = opts.maxOutputLines ?? 500;
+  const codec = approvalStateCodec(opts.stateKey ?? PROCESS_STATE_KEY);
   const server = new McpServer(
     { name: 'airlock', version: AIRLOCK_VERSION, title: 'airlock' },
     {
       capabilities: { tools: { listChanged: true } },
+      requestState: { verify: (state, ctx) => codec.verify(state, ctx) },
       instructions:
-        'airlock runs declared actions on real hosts under policy, approval and audit. Use list_actions to see what you may run (with argument schemas and risk), run_action to run one (say why in `reason`), get_run to follow a run, cancel_run to stop it. Runs that need approval come back pending with a URL for a person.',
+        'airlock runs declared actions on real hosts under policy, approval and audit. Use list_actions to see what you may run (with argument schemas and risk), run_action to run one (say why in `reason`), get_run to follow a run, cancel_run to stop it. Runs that need approval come back pending with a URL for a person. Where sandbox hosts exist, sandbox_create / sandbox_exec / sandbox_read_file / sandbox_write_file / sandbox_destroy / sandbox_list run arbitrary code in microVMs under the same policy and audit.',
     },
   );
   const perms = await backend.permissions();
@@ -327,14 +356,30 @@ export async function createAirlockMcpServer(
           openWorldHint: true,
         },
       },
-      async ({ runner, action, args, reason, limits, wait_seconds }, ctx) =>
-        runAndWait(
-          backend,
-          ctx,
-          { runner, action, args: args ?? {}, reason, limits: limits ?? {} },
-          Math.min(wait_seconds ?? DEFAULT_WAIT_S, maxWait),
-          maxLines,
-        ),
+      async ({ runner, action, args, reason, limits, wait_seconds }, ctx) => {
+        const wait = Math.min(wait_seconds ?? DEFAULT_WAIT_S, maxWait);
+        // A retried call after the approval elicitation: follow that run, never start another.
+        const resumed = resumedApproval(ctx);
+        if (resumed !== undefined) {
+          let run: RunInfo;
+          try {
+            run = await backend.getRun(resumed.run);
+          } catch (err) {
+            return toolError(err);
+          }
+          if (resumed.action !== 'accept') return runResult(backend, run, maxLines);
+          return followRun(backend, ctx, run, wait, maxLines);
+        }
+        let run: RunInfo;
+        try {
+          run = await backend.createRun({ runner, action, args: args ?? {}, reason, limits: limits ?? {} });
+        } catch (err) {
+          return toolError(err);
+        }
+        if (run.status === 'pending_approval' && supportsUrlElicitation(ctx, server))
+          return approvalElicitation(codec, ctx, run, backend.runUrl(run.id));
+        return followRun(backend, ctx, run, wait, maxLines);
+      },
     );
 
     server.registerTool(
@@ -449,6 +494,11 @@ export async function createAirlockMcpServer(
         },
       );
     }
+  }
+  // Sandbox tools only where the organisation has a sandbox host (like action tools need runners).
+  if (backend.sandboxes !== undefined && (can('runs:read') || can('runs:write'))) {
+    const available = await backend.sandboxes.available().catch(() => false);
+    if (available) registerSandboxTools(server, backend.sandboxes, can, toolError, maxWait);
   }
   return server;
 }

@@ -3,13 +3,18 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { OutputLine } from './engine.js';
+import { spawnBackend } from './process-runner.js';
 import { verifyLogFile } from './security-log.js';
 import { pidAlive, type TestRunner, tempDir, testRunner, waitFor } from './testing/fixture.js';
 import { writeFixturePack } from './testing/fixture-pack.js';
+import { ensureSpawnerBuilt } from './testing/spawner-build.js';
+
+// Default: the spawn helper (engine-exec.test.ts runs this suite on the fallback path).
+if (process.env['AIRLOCK_SPAWNER'] !== 'exec') ensureSpawnerBuilt();
 
 const principal = { type: 'local', id: 'tester' };
 
-describe('action engine', () => {
+describe(`action engine (${spawnBackend()} spawn path)`, () => {
   let t: ReturnType<typeof tempDir>;
   let allowed: string;
   let packDir: string;

@@ -134,7 +134,7 @@ export class ActionEngine {
     let packHash: string | null = null;
     let clamped: readonly ClampRecord[] = [];
 
-    const record = (
+    const record = async (
       status: RunStatus,
       extra: {
         exitCode?: number | null;
@@ -144,9 +144,10 @@ export class ActionEngine {
         error?: { code: string; message: string } | null;
         data?: Record<string, unknown>;
       },
-    ): RunResult => {
+    ): Promise<RunResult> => {
       const finished = Date.now();
-      const event: AuditEvent = this.log.append({
+      // Group commit: fsync'd with the other events of this moment, before we report.
+      const event: AuditEvent = await this.log.appendDurable({
         id: requestId,
         time: new Date(finished).toISOString(),
         kind: 'action.attempt',
@@ -264,7 +265,7 @@ export class ActionEngine {
           digest.update(`${stream}\0${text}\n`);
           opts.onOutput?.({ seq: seq++, stream, line: text, partial });
         },
-        opts.signal,
+        opts.signal === undefined ? {} : { signal: opts.signal },
       );
       if (outcome.spawnError !== undefined) {
         throw new Refusal('error', 'spawn_failed', `could not start ${plan.file}: ${outcome.spawnError}`);
@@ -276,23 +277,29 @@ export class ActionEngine {
           : outcome.exitCode === 0 && !outcome.truncated
             ? 'success'
             : 'failure';
-      return record(status, {
+      return await record(status, {
         exitCode: outcome.exitCode,
         truncated: outcome.truncated,
         outputBytes: outcome.outputBytes,
         outputDigest: `sha256:${digest.digest('hex')}`,
-        error: outcome.truncated
-          ? { code: 'output_truncated', message: `output exceeded ${plan.limits.output_bytes} bytes; process killed` }
-          : null,
+        error:
+          outcome.lostError !== undefined
+            ? { code: 'spawn_failed', message: `${outcome.lostError}; the action was killed with it` }
+            : outcome.truncated
+              ? {
+                  code: 'output_truncated',
+                  message: `output exceeded ${plan.limits.output_bytes} bytes; process killed`,
+                }
+              : null,
         data: {
           argv: outcome.osArgv.slice(outcome.osArgv.indexOf(plan.file)).map((a) => redactor.redactLine(a).text),
           signal: outcome.signal,
         },
       });
     } catch (e) {
-      if (e instanceof Refusal) return record(e.status, { error: { code: e.code, message: e.message } });
+      if (e instanceof Refusal) return await record(e.status, { error: { code: e.code, message: e.message } });
       // Unexpected failures are still attempts: they are recorded, then reported as errors.
-      return record('error', { error: { code: 'internal', message: (e as Error).message } });
+      return await record('error', { error: { code: 'internal', message: (e as Error).message } });
     }
   }
 

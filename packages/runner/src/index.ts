@@ -22,7 +22,15 @@ export {
 export { LineSplitter } from './line-splitter.js';
 export { readPackFiles } from './pack-dir.js';
 export { airlockHome, bundledPacksDir, DEFAULT_ACTION_PATH, defaultSecurityLogPath } from './paths.js';
-export { KILL_GRACE_MS, MAX_LINE_CHARS, runProcess, type SpawnPlan } from './process-runner.js';
+export {
+  KILL_GRACE_MS,
+  MAX_LINE_CHARS,
+  runProcess,
+  type SpawnBackend,
+  type SpawnPlan,
+  spawnBackend,
+  spawnHelper,
+} from './process-runner.js';
 export { SecurityLog, verifyLogFile } from './security-log.js';
 export {
   DispatchVerifier,

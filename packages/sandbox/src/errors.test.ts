@@ -11,6 +11,7 @@ describe('sandbox errors', () => {
       payload_too_large: 413,
       unknown_language_pack: 400,
       sandbox_not_running: 409,
+      sandbox_expired: 410,
       capacity_exceeded: 429,
       boot_timeout: 504,
       boot_failed: 502,

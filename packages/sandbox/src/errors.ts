@@ -19,6 +19,10 @@ export const SANDBOX_ERROR_CODES = {
     status: 409,
     meaning: 'The sandbox is not in the running state (failed, stopping or deleted).',
   },
+  sandbox_expired: {
+    status: 410,
+    meaning: 'The sandbox reached its lifetime (lifetime_s) and was destroyed.',
+  },
   capacity_exceeded: {
     status: 429,
     meaning: 'Creating another sandbox would exceed the daemon memory or count limit.',

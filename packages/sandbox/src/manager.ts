@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { AIRLOCK_VERSION } from '@airlock/core';
@@ -10,6 +10,15 @@ import { SandboxError, toSandboxError } from './errors.js';
 import { GuestChannel } from './guest/channel.js';
 import { buildImages, type Progress } from './images/builder.js';
 import { type ImageManifest, readManifest, verifyImages } from './images/manifest.js';
+import type { JailOptions } from './jail/jail.js';
+import {
+  type DaemonLimits,
+  daemonLimitsFromEnv,
+  describeDaemonLimits,
+  execCeilings,
+  type LimitRequest,
+  resolveLimits,
+} from './limits.js';
 import { guestSourceDir, imageCacheDir, sandboxStateDir } from './paths.js';
 import { Sandbox, type SandboxLimits } from './sandbox.js';
 import { readSavedRecord, writeSavedRecord } from './state-records.js';
@@ -28,7 +37,14 @@ export interface ManagerOptions {
   readonly heartbeatMs?: number;
   readonly heartbeatTimeoutMs?: number;
   readonly maxSandboxes?: number;
+  /** Shorthand for `limits.defaults.memory_mb`. */
   readonly defaultMemoryMb?: number;
+  /**
+   * Daemon-wide per-sandbox limits: defaults for a create that names none and
+   * the maximum a create may name (see limits.ts). Default: `$AIRLOCK_SANDBOX_LIMITS`
+   * (JSON), else the built-in defaults and bounds.
+   */
+  readonly limits?: Partial<DaemonLimits>;
   /**
    * Pre-booted sandboxes kept ready per language pack (default 0). A create
    * with default limits takes one and returns at once; the pool refills in the
@@ -37,6 +53,17 @@ export interface ManagerOptions {
   readonly warmPool?: number;
   /** Packs the warm pool serves (default: every pack). */
   readonly warmPacks?: readonly string[];
+  /**
+   * Start sandboxes from a saved VM state instead of booting (backends that can:
+   * qemu). The state of each pack × RAM × vCPUs is saved once, in the background,
+   * after its first boot, under `STATE_DIR/.snapshots`. Default true.
+   */
+  readonly snapshots?: boolean;
+  /**
+   * The host-side jail around each VM monitor (qemu backend): `mode: 'auto'`
+   * (default) applies everything this host allows, `'off'` none.
+   */
+  readonly jail?: JailOptions;
   /** Log lines for the operator (never guest output). */
   readonly log?: (line: string) => void;
 }
@@ -48,6 +75,12 @@ export interface CreateRequest {
   readonly vcpus?: number | undefined;
   readonly lifetime_s?: number | undefined;
   readonly rw_mb?: number | undefined;
+  /** Default and ceiling of every exec's timeout in this sandbox. */
+  readonly exec_timeout_ms?: number | undefined;
+  /** Default and ceiling of every exec's output cap in this sandbox. */
+  readonly max_output_bytes?: number | undefined;
+  /** Guest processes and threads at once. */
+  readonly max_procs?: number | undefined;
   readonly env?: Readonly<Record<string, string>> | undefined;
 }
 
@@ -62,6 +95,15 @@ export class SandboxManager {
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly timers = new Map<string, NodeJS.Timeout[]>();
   private readonly pool = new Map<string, Sandbox[]>();
+  /** Sandboxes destroyed by their lifetime, so later calls say so (bounded; oldest forgotten first). */
+  private readonly expired = new Map<string, Date>();
+  private readonly daemonLimits: DaemonLimits;
+  /** Snapshot keys being saved, and the queue that saves them one at a time. */
+  private readonly snapshotting = new Set<string>();
+  private snapshotQueue: Promise<void> = Promise.resolve();
+  /** Creates booting right now, and the memory they will take. */
+  private booting = 0;
+  private bootingBytes = 0;
   private filling: Promise<void> | undefined;
   private closed = false;
 
@@ -72,7 +114,18 @@ export class SandboxManager {
     private readonly stateDir: string,
     private readonly backend: Backend,
     readonly status: BackendStatus,
-  ) {}
+  ) {
+    const given = opts.limits ?? daemonLimitsFromEnv() ?? {};
+    this.daemonLimits = {
+      defaults: {
+        ...(opts.defaultMemoryMb !== undefined ? { memory_mb: opts.defaultMemoryMb } : {}),
+        ...given.defaults,
+      },
+      max: { ...given.max },
+    };
+    // Fail at start, not at the first create, when the defaults exceed the maximums.
+    resolveLimits({}, this.daemonLimits);
+  }
 
   /** Check images and backend, then re-adopt or clean up what a previous daemon left. */
   static async open(opts: ManagerOptions = {}): Promise<SandboxManager> {
@@ -100,6 +153,8 @@ export class SandboxManager {
       initramfs: join(imageDir, manifest.initramfs.path),
       imageDir,
       ...(opts.accel ? { accel: opts.accel } : {}),
+      ...(manifest.jail ? { launcher: join(imageDir, manifest.jail.path) } : {}),
+      ...(opts.jail ? { jail: opts.jail } : {}),
     });
     const status = await backend.probe();
     if (!status.available)
@@ -110,6 +165,7 @@ export class SandboxManager {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     claimStateDir(stateDir);
     const m = new SandboxManager(opts, manifest, imageDir, stateDir, backend, status);
+    m.pruneSnapshots();
     await m.recover();
     m.fillPool();
     return m;
@@ -173,6 +229,7 @@ export class SandboxManager {
   private killRecord(r: AdoptRecord): void {
     // Only a process that is still the one recorded (pid and start time) is killed.
     killIfOurs(r.pid, r.startTime);
+    this.backend.cleanup?.(r);
   }
 
   private backendInfo(): { name: string; isolation: string; kvm: boolean } {
@@ -190,14 +247,16 @@ export class SandboxManager {
       kvm: this.status.kvm,
       accel: this.status.accel,
       backend_note: this.status.reason ?? null,
+      jail: this.status.jail ?? {
+        level: 'none',
+        reason: `${this.status.name} backend has no host-side jail`,
+        properties: [],
+      },
       packs: Object.entries(this.manifest.packs).map(([name, p]) => ({ name, description: p.description })),
       kernel: { package: this.manifest.kernel.package, version: this.manifest.kernel.version },
       limits: {
         max_sandboxes: this.maxSandboxes(),
-        memory_mb: { default: this.defaultMemory(), min: 64, max: 4096 },
-        vcpus: { default: 1, min: 1, max: 4 },
-        exec_timeout_ms: { default: 30_000, max: 3_600_000 },
-        max_output_bytes: { default: 1 << 20, max: 16 << 20 },
+        ...describeDaemonLimits(this.daemonLimits),
       },
       sandboxes: this.sandboxes.size,
       warm_pool: { size: this.opts.warmPool ?? 0, ready: this.warmCounts() },
@@ -208,20 +267,23 @@ export class SandboxManager {
     return this.opts.maxSandboxes ?? 16;
   }
 
-  private defaultMemory(): number {
-    return this.opts.defaultMemoryMb ?? 256;
+  /** Resolve a request's limits against the daemon's defaults and maximums (`invalid_request` above a maximum). */
+  private limitsFor(req: LimitRequest): SandboxLimits {
+    return { ...resolveLimits(req, this.daemonLimits), ...execCeilings(req, this.daemonLimits) };
   }
 
-  private limitsFor(req: Pick<CreateRequest, 'memory_mb' | 'vcpus' | 'rw_mb' | 'lifetime_s'>): SandboxLimits {
-    const memoryMb = req.memory_mb ?? this.defaultMemory();
-    return {
-      memory_mb: memoryMb,
-      vcpus: req.vcpus ?? 1,
-      rw_mb: req.rw_mb ?? Math.min(256, Math.max(16, Math.floor(memoryMb / 4))),
-      lifetime_s: req.lifetime_s ?? null,
-      exec_timeout_ms: 30_000,
-      max_output_bytes: 1 << 20,
-    };
+  /**
+   * Give the guest its per-sandbox settings: process limit, writable-layer
+   * size (when it differs from what it booted with), the wall clock and fresh
+   * entropy. Run on every hand-out, so a pooled or restored guest is as fresh as a cold one.
+   */
+  private async configure(sb: Sandbox, bootedRwMb: number): Promise<void> {
+    await sb.channel.configure({
+      maxProcs: sb.limits.max_procs ?? 0,
+      rwMb: sb.restored || sb.limits.rw_mb !== bootedRwMb ? sb.limits.rw_mb : 0,
+      timeMs: Date.now(),
+      entropy: randomBytes(64),
+    });
   }
 
   /** Boot a sandbox; resolves only once its guest answers on the control channel. */
@@ -234,15 +296,24 @@ export class SandboxManager {
         `language_pack "${req.language_pack}" is not built (known: ${Object.keys(this.manifest.packs).join(', ')})`,
       );
     }
-    // Failed sandboxes hold no VM; only live ones count against the limit.
-    if (this.list().filter((s) => s.state !== 'failed').length >= this.maxSandboxes())
+    // Failed sandboxes hold no VM; live ones and those still booting count against the limit
+    // (concurrent creates must not all pass the check before the first boot finishes).
+    if (this.list().filter((s) => s.state !== 'failed').length + this.booting >= this.maxSandboxes())
       throw new SandboxError('capacity_exceeded', `at most ${this.maxSandboxes()} sandboxes at once`);
     const limits = this.limitsFor(req);
     const env = req.env ?? {};
     const warm = this.takeWarm(req.language_pack, limits);
     if (warm) {
+      const bootedRw = warm.limits.rw_mb;
       warm.env = env;
       warm.limits = limits;
+      try {
+        await this.configure(warm, bootedRw);
+      } catch (e) {
+        await this.discard(warm);
+        this.fillPool();
+        throw toSandboxError(e);
+      }
       this.writeRecord(warm, false);
       this.sandboxes.set(warm.id, warm);
       this.armLifetime(warm);
@@ -250,14 +321,31 @@ export class SandboxManager {
       this.fillPool();
       return warm;
     }
-    // The QEMU process needs the guest's RAM plus ~100 MiB of its own (TCG buffer, kernel image).
-    if (freemem() < (limits.memory_mb + 128) * 2 ** 20) {
+    // The QEMU process needs the guest's RAM plus ~100 MiB of its own (TCG buffer, kernel image),
+    // and so does every boot already in flight (its memory is not taken yet).
+    const need = (limits.memory_mb + 128) * 2 ** 20 + this.bootingBytes;
+    if (freemem() < need) {
       throw new SandboxError(
         'capacity_exceeded',
         `insufficient memory: ${Math.round(freemem() / 2 ** 20)} MiB free, sandbox needs about ${limits.memory_mb + 128} MiB`,
       );
     }
-    const sb = await this.boot(req.language_pack, limits, env, false);
+    const reserve = (limits.memory_mb + 128) * 2 ** 20;
+    this.booting++;
+    this.bootingBytes += reserve;
+    let sb: Sandbox;
+    try {
+      sb = await this.boot(req.language_pack, limits, env, false);
+    } finally {
+      this.booting--;
+      this.bootingBytes -= reserve;
+    }
+    try {
+      await this.configure(sb, limits.rw_mb);
+    } catch (e) {
+      await this.discard(sb);
+      throw toSandboxError(e);
+    }
     this.sandboxes.set(sb.id, sb);
     this.armLifetime(sb);
     this.log(`created ${sb.id} (${req.language_pack}) in ${sb.bootMs} ms`);
@@ -275,11 +363,102 @@ export class SandboxManager {
     });
   }
 
+  private snapshotDir(): string {
+    return join(this.stateDir, '.snapshots');
+  }
+
+  private snapshotsOn(): boolean {
+    return this.opts.snapshots !== false && this.backend.name === 'qemu';
+  }
+
+  /** The saved state for a pack × RAM × vCPUs of these images and accelerator. */
+  private snapshotFile(pack: string, limits: SandboxLimits): string {
+    const key = `${pack}-${limits.memory_mb}m-${limits.vcpus}c-${this.manifest.recipeHash.slice(0, 12)}-${this.status.accel}`;
+    return join(this.snapshotDir(), `${key}.vmstate`);
+  }
+
+  /** Saved states of other image builds are useless: remove them. */
+  private pruneSnapshots(): void {
+    const dir = this.snapshotDir();
+    let files: string[] = [];
+    try {
+      files = readdirSync(dir);
+    } catch {
+      return;
+    }
+    const hash = this.manifest.recipeHash.slice(0, 12);
+    for (const f of files) if (!f.includes(`-${hash}-`)) rmSync(join(dir, f), { force: true });
+  }
+
+  /** Saved states on disk (for tests and `GET /info`). */
+  snapshotCount(): number {
+    try {
+      return readdirSync(this.snapshotDir()).filter((f) => f.endsWith('.vmstate')).length;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * Save the state of a freshly booted guest of this kind, once, in the
+   * background: a dedicated VM that never runs code is booted, paused, saved
+   * and killed. Later boots of the kind restore it instead.
+   */
+  private scheduleSnapshot(pack: string, limits: SandboxLimits): void {
+    if (!this.snapshotsOn() || this.closed) return;
+    const file = this.snapshotFile(pack, limits);
+    if (existsSync(file) || this.snapshotting.has(file)) return;
+    this.snapshotting.add(file);
+    this.snapshotQueue = this.snapshotQueue
+      .then(async () => {
+        if (this.closed) return;
+        mkdirSync(this.snapshotDir(), { recursive: true, mode: 0o700 });
+        const sb = await this.boot(pack, limits, {}, true, false);
+        try {
+          if (!sb.vm.saveSnapshot) return;
+          const tmp = `${file}.tmp-${process.pid}`;
+          const t = Date.now();
+          await sb.vm.saveSnapshot(tmp);
+          renameSync(tmp, file);
+          this.log(`saved the ${pack} VM state for fast creates in ${Date.now() - t} ms`);
+        } finally {
+          await this.discard(sb);
+        }
+      })
+      .catch((e: unknown) => this.log(`saving a ${pack} VM state failed: ${(e as Error).message}`))
+      .finally(() => this.snapshotting.delete(file));
+  }
+
+  /** Boot, or restore from a saved state when one exists (falling back to a boot if it fails). */
   private async boot(
     packName: string,
     limits: SandboxLimits,
     env: Readonly<Record<string, string>>,
     warm: boolean,
+    restore = true,
+  ): Promise<Sandbox> {
+    const file = this.snapshotFile(packName, limits);
+    if (restore && this.snapshotsOn() && existsSync(file)) {
+      try {
+        const sb = await this.bootOnce(packName, limits, env, warm, file);
+        sb.restored = true;
+        return sb;
+      } catch (e) {
+        this.log(`restoring ${file} failed (${(e as Error).message}): booting instead, state discarded`);
+        rmSync(file, { force: true });
+      }
+    }
+    const sb = await this.bootOnce(packName, limits, env, warm, undefined);
+    if (restore) this.scheduleSnapshot(packName, limits);
+    return sb;
+  }
+
+  private async bootOnce(
+    packName: string,
+    limits: SandboxLimits,
+    env: Readonly<Record<string, string>>,
+    warm: boolean,
+    restoreFrom: string | undefined,
   ): Promise<Sandbox> {
     const pack = this.manifest.packs[packName];
     if (!pack) throw new SandboxError('unknown_language_pack', `language_pack "${packName}" is not built`);
@@ -299,6 +478,7 @@ export class SandboxManager {
         memoryMb: limits.memory_mb,
         vcpus: limits.vcpus,
         rwMb: limits.rw_mb,
+        ...(restoreFrom ? { restoreFrom } : {}),
       });
     } catch (e) {
       rmSync(dir, { recursive: true, force: true });
@@ -337,9 +517,9 @@ export class SandboxManager {
 
   /** A ready pooled sandbox for this pack if one exists and the limits are the pool's. */
   private takeWarm(pack: string, limits: SandboxLimits): Sandbox | undefined {
+    // RAM and vCPUs are fixed at boot; the process limit and the writable layer are set at hand-out.
     const want = this.limitsFor({});
-    if (limits.memory_mb !== want.memory_mb || limits.vcpus !== want.vcpus || limits.rw_mb !== want.rw_mb)
-      return undefined;
+    if (limits.memory_mb !== want.memory_mb || limits.vcpus !== want.vcpus) return undefined;
     const list = this.pool.get(pack) ?? [];
     const i = list.findIndex((s) => s.state === 'running');
     if (i < 0) return undefined;
@@ -438,6 +618,8 @@ export class SandboxManager {
     if (!sb.limits.lifetime_s) return;
     const t = setTimeout(() => {
       this.log(`sandbox ${sb.id} reached its lifetime of ${sb.limits.lifetime_s} s`);
+      this.expired.set(sb.id, new Date());
+      if (this.expired.size > 1024) this.expired.delete(this.expired.keys().next().value as string);
       void this.delete(sb.id);
     }, sb.limits.lifetime_s * 1000);
     t.unref();
@@ -454,10 +636,18 @@ export class SandboxManager {
     return [...this.sandboxes.values()];
   }
 
-  /** A sandbox by id, or `not_found`. */
+  /** A sandbox by id; `sandbox_expired` when its lifetime ended it, else `not_found`. */
   get(id: string): Sandbox {
     const sb = this.sandboxes.get(id);
-    if (!sb) throw new SandboxError('not_found', `no sandbox ${id}`);
+    if (!sb) {
+      const at = this.expired.get(id);
+      if (at)
+        throw new SandboxError(
+          'sandbox_expired',
+          `sandbox ${id} reached its lifetime and was destroyed at ${at.toISOString()}`,
+        );
+      throw new SandboxError('not_found', `no sandbox ${id}`);
+    }
     return sb;
   }
 
@@ -489,6 +679,7 @@ export class SandboxManager {
       ...pooled.map((sb) => this.discard(sb)),
     ]);
     await this.filling;
+    await this.snapshotQueue;
     rmSync(join(this.stateDir, OWNER), { force: true });
   }
 }

@@ -6,14 +6,22 @@ import type { ExitInfo, GuestChannel, GuestProcess } from './guest/channel.js';
 /** Lifecycle of a sandbox. `failed` keeps the record (for inspection) after its VM was freed. */
 export type SandboxState = 'starting' | 'running' | 'failed' | 'stopping' | 'deleted';
 
-/** Resource limits of one sandbox, as reported by the API. */
+/** Resource limits of one sandbox, as reported by the API (see limits.ts for who enforces each). */
 export interface SandboxLimits {
   readonly memory_mb: number;
   readonly vcpus: number;
   readonly rw_mb: number;
   readonly lifetime_s: number | null;
+  /** Timeout of an exec that names none. */
   readonly exec_timeout_ms: number;
+  /** Output cap of an exec that names none. */
   readonly max_output_bytes: number;
+  /** Guest processes and threads at once (guest cgroup pids.max); absent in records of older daemons. */
+  readonly max_procs?: number | undefined;
+  /** Largest `timeout_ms` an exec may ask for. */
+  readonly max_exec_timeout_ms?: number | undefined;
+  /** Largest `max_output_bytes` an exec may ask for. */
+  readonly max_exec_output_bytes?: number | undefined;
 }
 
 /** An exec request after validation (see http/schemas.ts). */
@@ -139,6 +147,8 @@ export class Sandbox {
   readonly foreground = new Set<GuestProcess>();
   /** Booted ahead of demand by the warm pool. */
   warm = false;
+  /** Started from a saved VM state instead of a boot. */
+  restored = false;
 
   constructor(
     readonly id: string,
@@ -162,7 +172,24 @@ export class Sandbox {
     }
   }
 
+  /** An exec may lower the sandbox's timeout and output cap, never raise them past its limits. */
+  private checkExecLimits(req: ExecRequest): void {
+    const t = this.limits.max_exec_timeout_ms;
+    if (req.timeout_ms !== undefined && t !== undefined && req.timeout_ms > t)
+      throw new SandboxError(
+        'invalid_request',
+        `timeout_ms: ${req.timeout_ms} is above this sandbox's limit of ${t} ms (exec_timeout_ms at create)`,
+      );
+    const o = this.limits.max_exec_output_bytes;
+    if (req.max_output_bytes !== undefined && o !== undefined && req.max_output_bytes > o)
+      throw new SandboxError(
+        'invalid_request',
+        `max_output_bytes: ${req.max_output_bytes} is above this sandbox's limit of ${o} (max_output_bytes at create)`,
+      );
+  }
+
   private async argvFor(req: ExecRequest): Promise<string[]> {
+    this.checkExecLimits(req);
     if (req.argv) return [...req.argv];
     const code = req.code ?? '';
     if (Buffer.byteLength(code) <= MAX_INLINE_CODE) return [...this.run, code];
@@ -335,6 +362,7 @@ export class Sandbox {
       uptime_s: this.readyAt ? Math.round((Date.now() - this.readyAt.getTime()) / 100) / 10 : 0,
       boot_ms: this.bootMs,
       warm: this.warm,
+      restored: this.restored,
       limits: this.limits,
       vm_pid: this.vm.pid,
       processes: [...this.processes.values()].filter((p) => p.running).length,

@@ -14,6 +14,9 @@ const LimitsSchema = z.object({
   lifetime_s: z.number().int().positive().nullable(),
   exec_timeout_ms: z.number().int().positive(),
   max_output_bytes: z.number().int().nonnegative(),
+  max_procs: z.number().int().positive().optional(),
+  max_exec_timeout_ms: z.number().int().positive().optional(),
+  max_exec_output_bytes: z.number().int().nonnegative().optional(),
 });
 
 /** What is written to `$AIRLOCK_HOME/sandboxes/ID/record.json`; validated before a restart acts on it. */

@@ -1,18 +1,23 @@
 import { join } from 'node:path';
-import { AIRLOCK_VERSION } from '@airlock/core';
 import cookie from '@fastify/cookie';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { type BootstrapResult, bootstrapOwner } from './accounts/bootstrap.js';
-import { ServerAuditLog } from './audit/audit-log.js';
 import { createAuthenticator } from './auth/authenticate.js';
 import { installSessions } from './auth/sessions.js';
+import { DEFAULT_THROTTLE, installThrottles } from './auth/throttle.js';
+import { openCluster } from './cluster/open-cluster.js';
 import type { ServerConfig, ServerContext } from './context.js';
 import { openDatabase } from './db/database.js';
 import { ApiError } from './http/api-error.js';
+import { DEFAULT_HTTP_LIMITS, fastifyLimitOptions, installJsonLimits } from './http/limits.js';
 import { openApiDocument } from './http/openapi.js';
 import { RouteRegistry } from './http/routes.js';
 import { registerModules } from './modules.js';
+import { ServerMetrics } from './observability/metrics.js';
+import { ObservedAuditLog } from './observability/observed-audit-log.js';
+import { requestIdFor } from './observability/request-id.js';
+import { installRequestHooks, registerObservabilityRoutes } from './observability/routes.js';
 
 /** A running (or ready-to-listen) control plane. */
 export interface AirlockServer {
@@ -55,17 +60,23 @@ function errorBody(err: unknown): { status: number; body: Record<string, unknown
 /** Build a control plane: open the database, migrate, bootstrap the owner, register routes. */
 export async function createServer(config: ServerConfig): Promise<AirlockServer> {
   const db = await openDatabase(config.database);
+  const limits = { ...DEFAULT_HTTP_LIMITS, ...config.httpLimits };
   const app = Fastify({
     logger: { level: config.logLevel },
-    bodyLimit: 1024 * 1024,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => crypto.randomUUID(),
+    ...fastifyLimitOptions(limits),
+    // Adopted from x-request-id only when it looks like an id (see observability/request-id.ts).
+    requestIdHeader: false,
+    genReqId: requestIdFor,
     // Long path parameters reach the route schemas (and get a field-named 400) instead of
     // the router's bare 414.
     routerOptions: { maxParamLength: 2048 },
   });
+  const metrics = new ServerMetrics(db);
+  installRequestHooks(app, metrics);
   await app.register(cookie);
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  installJsonLimits(app, limits);
+  installThrottles(app, { ...DEFAULT_THROTTLE, ...config.throttle });
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = errorBody(err);
     if (status >= 500) req.log.error({ err }, 'request failed');
@@ -77,13 +88,14 @@ export async function createServer(config: ServerConfig): Promise<AirlockServer>
       .send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
   });
 
-  const audit = new ServerAuditLog(db);
+  const audit = new ObservedAuditLog(db, metrics);
   const routes = new RouteRegistry(app, createAuthenticator(db, installSessions(app, db, config)));
-  const ctx: ServerContext = { config, db, audit, log: app.log, routes };
+  const cluster = await openCluster(db, config.database, app.log);
+  const ctx: ServerContext = { config, db, audit, log: app.log, routes, cluster };
   const bootstrap = await bootstrapOwner(db, audit, join(config.home, 'server', 'initial-admin-password'));
   const modules = await registerModules(ctx, app);
 
-  app.get('/healthz', async () => ({ status: 'ok', version: AIRLOCK_VERSION }));
+  registerObservabilityRoutes(app, db, metrics, { token: config.metricsToken });
   app.get('/api/v1/openapi.json', async () => openApiDocument(routes.routes));
 
   let closed = false;
@@ -100,6 +112,7 @@ export async function createServer(config: ServerConfig): Promise<AirlockServer>
       closed = true;
       await modules.close();
       await app.close();
+      await cluster.close();
       await db.close();
     },
   };

@@ -18,6 +18,7 @@ import { newToken } from './auth/tokens.js';
 import type { Db } from './db/database.js';
 import type { Role } from './db/schema.js';
 import type { RouteSpec } from './http/routes.js';
+import type { ApproverTables } from './policy/approvers.js';
 import { type TestDb, testDatabases } from './testing/databases.js';
 import { startTestServer, type TestServer } from './testing/server.js';
 
@@ -311,6 +312,79 @@ async function buildFixture(srv: TestServer): Promise<Fixture> {
         error_code: null,
         error_message: null,
         cancel_requested: 0,
+      })
+      .execute(),
+  );
+  // Policy objects of org A: a rule, a grant, an approver group and an enrolled approver key.
+  const ruleId = `rule_${randomUUID().slice(0, 8)}`;
+  await tryInsert('rules', ruleId, () =>
+    db.kysely
+      .insertInto('policy_rules')
+      .values({
+        id: ruleId,
+        org_id: orgA,
+        kind: 'tier',
+        priority: 100,
+        tier: 'read',
+        action: null,
+        selector: '{}',
+        decision: 'allow',
+        approvers: null,
+        approver_role: null,
+        limits: null,
+        pin_args: null,
+        comment: null,
+        created_by: 'admin',
+        created_at: now,
+        updated_at: now,
+      })
+      .execute(),
+  );
+  const grantId = `grant_${randomUUID().slice(0, 8)}`;
+  await tryInsert('grants', grantId, () =>
+    db.kysely
+      .insertInto('policy_grants')
+      .values({
+        id: grantId,
+        org_id: orgA,
+        subject_type: 'user',
+        subject_id: victim.body.user.id,
+        action: 'matrix.*',
+        selector: '{}',
+        arg_constraints: '{}',
+        max_uses: null,
+        uses: 0,
+        expires_at: null,
+        revoked_at: null,
+        comment: null,
+        created_by: 'admin',
+        created_at: now,
+      })
+      .execute(),
+  );
+  const approverDb = db.kysely.withTables<ApproverTables>();
+  const groupId = `grp_${randomUUID().slice(0, 8)}`;
+  await tryInsert('approver-groups', groupId, () =>
+    approverDb
+      .insertInto('approver_groups')
+      .values({ id: groupId, org_id: orgA, name: 'matrix-approvers', created_at: now })
+      .execute(),
+  );
+  const approverKeyId = `matrix-key-${randomUUID().slice(0, 8)}`;
+  await tryInsert('approver-keys', approverKeyId, () =>
+    approverDb
+      .insertInto('approver_keys')
+      .values({
+        org_id: orgA,
+        key_id: approverKeyId,
+        user_id: victim.body.user.id,
+        subject: 'm-victim',
+        public_key: 'A'.repeat(43),
+        cert: '{}',
+        not_after: now,
+        enrolled_at: now,
+        revoked_at: null,
+        revoked_by: null,
       })
       .execute(),
   );

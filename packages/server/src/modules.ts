@@ -5,6 +5,7 @@ import type { ServerContext } from './context.js';
 import { registerMcpRoutes } from './mcp/routes.js';
 import { registerPolicyRoutes } from './policy/routes.js';
 import { registerRunnerModule } from './runners/routes.js';
+import { registerSandboxModule } from './sandboxes/routes.js';
 import { registerWebRoutes } from './web/routes.js';
 
 /** Something a module must stop on shutdown (timers, sockets). */
@@ -19,6 +20,7 @@ export async function registerModules(ctx: ServerContext, app: FastifyInstance):
     await registerAccountRoutes(ctx),
     await registerAuditRoutes(ctx),
     await registerRunnerModule(ctx, app),
+    await registerSandboxModule(ctx),
     await registerPolicyRoutes(ctx),
     await registerMcpRoutes(ctx, app),
     await registerWebRoutes(ctx, app),

@@ -1,16 +1,23 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { freemem, totalmem } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { freemem, hostname, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { redeemBootstrapKey } from '@airlock/runner';
 import {
+  airlockHome,
   buildImages,
   createSandboxServer,
   defaultDaemonAddress,
   type ExecEvent,
   imageCacheDir,
+  type JailProperty,
+  jailReport,
   listen,
+  planJail,
   readManifest,
   SandboxClient,
   SandboxError,
+  SandboxHostClient,
   SandboxManager,
   verifyImages,
 } from '@airlock/sandbox';
@@ -57,6 +64,34 @@ const addrOption = () =>
     '$AIRLOCK_SANDBOX_ADDR or 127.0.0.1:7777',
   );
 
+/**
+ * Runner credentials for `serve --server`, like `airlock runner connect`: AIRLOCK_RUNNER_KEY,
+ * else a bootstrap key exchanged once for a token (saved 0600), else the saved token.
+ */
+async function hostCredentials(server: string, bootstrapKey?: string): Promise<{ token: string; name?: string }> {
+  const tokenFile = join(airlockHome(), 'sandbox-host', 'token');
+  const env = process.env['AIRLOCK_RUNNER_KEY'];
+  if (env !== undefined && env !== '') return { token: env };
+  if (bootstrapKey !== undefined) {
+    let reg: Awaited<ReturnType<typeof redeemBootstrapKey>>;
+    try {
+      reg = await redeemBootstrapKey(server, bootstrapKey);
+    } catch (e) {
+      throw new SandboxError('invalid_request', (e as Error).message);
+    }
+    mkdirSync(dirname(tokenFile), { recursive: true, mode: 0o700 });
+    writeFileSync(tokenFile, `${reg.token}\n`, { mode: 0o600 });
+    chmodSync(tokenFile, 0o600);
+    process.stderr.write(`[sandbox] registered as ${reg.name} (${reg.runnerId}); token saved to ${tokenFile}\n`);
+    return { token: reg.token, name: reg.name };
+  }
+  if (existsSync(tokenFile)) return { token: readFileSync(tokenFile, 'utf8').trim() };
+  throw new SandboxError(
+    'invalid_request',
+    `--server needs credentials: pass --bootstrap-key, set AIRLOCK_RUNNER_KEY, or keep a token in ${tokenFile}`,
+  );
+}
+
 /** `airlock sandbox …`: the sandbox daemon and its client verbs (the emberctl equivalent). */
 export function registerSandboxCommands(program: Command): void {
   const sandbox = program
@@ -100,9 +135,16 @@ Docs: docs/sandbox.md`,
       'how long create waits for the guest (default 60000 under TCG, 20000 with KVM)',
       positiveInt('--boot-timeout', 600_000),
     )
+    .option('--server <url>', 'also connect out to this control plane as a sandbox host (like a runner)')
+    .option(
+      '--bootstrap-key <key>',
+      'one-time key from "POST /api/v1/runners"; exchanged for a token saved in $AIRLOCK_HOME/sandbox-host/token',
+    )
+    .option('--name <name>', 'host name shown in the control plane (default: the registered runner name)')
+    .option('-l, --label <NAME=VALUE>', 'label for placement and scopes (repeatable)', collectKeyValue('--label'))
     .addHelpText(
       'after',
-      '\nEnvironment:\n  AIRLOCK_HOME         data dir; sandbox runtime state in $AIRLOCK_HOME/sandboxes\n  AIRLOCK_IMAGE_CACHE  guest images (default $AIRLOCK_HOME/images)\n\nOn restart the daemon re-adopts the VMs a crashed daemon left running and reaps the rest.\nSIGINT/SIGTERM destroy every sandbox before exiting.',
+      '\nEnvironment:\n  AIRLOCK_HOME         data dir; sandbox runtime state in $AIRLOCK_HOME/sandboxes\n  AIRLOCK_IMAGE_CACHE  guest images (default $AIRLOCK_HOME/images)\n  AIRLOCK_RUNNER_KEY   runner token for --server (else --bootstrap-key, else the saved token)\n\nWith --server the daemon dials out to the control plane (no inbound port is needed for it),\nadvertises the sandbox capability, its image hashes (an admin must trust each), backend,\nisolation and capacity, and serves creates, execs and files placed on it by policy.\n\nOn restart the daemon re-adopts the VMs a crashed daemon left running and reaps the rest.\nSIGINT/SIGTERM destroy every sandbox before exiting.',
     )
     .action(
       act(
@@ -115,7 +157,13 @@ Docs: docs/sandbox.md`,
           bootTimeout?: number;
           warm?: number;
           warmPacks?: string[];
+          server?: string;
+          bootstrapKey?: string;
+          name?: string;
+          label?: Record<string, string>;
         }) => {
+          const credentials =
+            opts.server === undefined ? undefined : await hostCredentials(opts.server, opts.bootstrapKey);
           const manager = await SandboxManager.open({
             backend: opts.backend,
             buildImages: opts.build,
@@ -134,9 +182,26 @@ Docs: docs/sandbox.md`,
             `[sandbox] backend ${String(info['backend'])} (${String(info['isolation'])}, ${info['kvm'] ? 'KVM' : 'no KVM'}): ${String(info['backend_note'] ?? '')}\n`,
           );
           process.stdout.write(`Sandbox daemon listening on ${a.address}:${a.port}\n`);
+          const host =
+            opts.server === undefined || credentials === undefined
+              ? undefined
+              : new SandboxHostClient({
+                  serverUrl: opts.server,
+                  token: credentials.token,
+                  name: opts.name ?? credentials.name ?? hostname(),
+                  labels: opts.label ?? {},
+                  manager,
+                  logger: (level, msg) => process.stderr.write(`[sandbox] ${level}: ${msg}\n`),
+                  onStop: (reason, detail) => {
+                    process.stderr.write(`[sandbox] control plane connection stopped (${reason}): ${detail}\n`);
+                    if (reason !== 'closed') process.kill(process.pid, 'SIGTERM');
+                  },
+                });
+          host?.start();
           await new Promise<void>((resolve) => {
             const stop = () => {
               process.stderr.write('[sandbox] shutting down: destroying sandboxes\n');
+              host?.stop();
               server.close();
               void manager.close().then(resolve);
             };
@@ -355,7 +420,9 @@ Docs: docs/sandbox.md`,
 
   sandbox
     .command('doctor')
-    .description('check this host for sandboxes: backend binaries, KVM, images and checksums, memory, the daemon')
+    .description(
+      'check this host for sandboxes: backend binaries, KVM, images and checksums, memory, the daemon, and which jail properties (uid, namespaces, cgroup, seccomp, no_new_privs, capabilities) are in effect',
+    )
     .option('--json', 'print as JSON')
     .addOption(addrOption())
     .action(
@@ -422,6 +489,7 @@ Docs: docs/sandbox.md`,
           freeMb > 512,
           `${freeMb} MiB free of ${Math.round(totalmem() / 2 ** 20)} MiB; each idle TCG sandbox needs about 220 MiB (256 MiB guest)`,
         );
+        let jail: { level: string; reason: string; properties: JailProperty[] } | undefined;
         try {
           const info = await new SandboxClient(opts.addr).info();
           add(
@@ -429,13 +497,26 @@ Docs: docs/sandbox.md`,
             true,
             `${opts.addr}: backend ${String(info['backend'])}, isolation ${String(info['isolation'])}, ${info['kvm'] ? 'KVM' : 'TCG'}, ${String(info['sandboxes'])} sandbox(es)`,
           );
+          jail = info['jail'] as typeof jail;
         } catch (e) {
           add('daemon', false, (e as Error).message);
         }
+        // The VM monitor's host-side jail: as the running daemon reports it, else what this host would give.
+        if (!jail) {
+          const plan = planJail(m?.jail ? join(dir, m.jail.path) : undefined);
+          jail = {
+            level: plan.level,
+            reason: `${plan.reason} (no daemon: computed here)`,
+            properties: jailReport(plan, true),
+          };
+        }
+        add('jail', jail.level !== 'none', `level ${jail.level}: ${jail.reason}`);
+        for (const p of jail.properties) add(`  ${p.property}`, p.in_effect, p.detail);
         out(
           opts.json,
           checks,
-          () => `${checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.check.padEnd(16)} ${c.detail}`).join('\n')}\n`,
+          () =>
+            `${checks.map((c) => `${c.ok ? 'ok  ' : c.check.startsWith('  ') ? 'off ' : 'FAIL'} ${c.check.padEnd(30)} ${c.detail}`).join('\n')}\n`,
         );
         const required = ['qemu', 'images', 'memory'];
         if (checks.some((c) => required.includes(c.check) && !c.ok)) process.exitCode = 1;

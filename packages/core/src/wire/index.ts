@@ -23,4 +23,18 @@ export {
   type WireMessage,
   type WireMessageType,
 } from './messages.js';
+export {
+  MAX_SANDBOX_CODE_BYTES,
+  MAX_SANDBOX_FILE_BYTES,
+  MAX_SANDBOX_OUTPUT_BYTES,
+  type SandboxCreateMessage,
+  type SandboxDestroyMessage,
+  type SandboxExecMessage,
+  type SandboxHostMessage,
+  type SandboxOutputMessage,
+  type SandboxReadFileMessage,
+  type SandboxReplyMessage,
+  type SandboxWireMessage,
+  type SandboxWriteFileMessage,
+} from './sandbox-messages.js';
 export { encodeMessage, type ParseMessageResult, parseMessage, type WireFrameError } from './parse.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SANDBOX_WIRE_SCHEMAS, type SandboxWireMessage } from './sandbox-messages.js';
 
 /** Version of the runner ↔ control plane protocol, sent in `hello` and `welcome`. */
 export const PROTOCOL_VERSION = 1;
@@ -199,7 +200,8 @@ export type WireMessage =
   | PongMessage
   | ErrorMessage
   | PackFilesRequestMessage
-  | PackFilesMessage;
+  | PackFilesMessage
+  | SandboxWireMessage;
 
 /** The `type` of a wire message. */
 export type WireMessageType = WireMessage['type'];
@@ -219,6 +221,14 @@ export const WIRE_MESSAGE_TYPES: readonly WireMessageType[] = Object.freeze([
   'error',
   'pack_files_request',
   'pack_files',
+  'sandbox_host',
+  'sandbox_create',
+  'sandbox_exec',
+  'sandbox_write_file',
+  'sandbox_read_file',
+  'sandbox_destroy',
+  'sandbox_output',
+  'sandbox_reply',
 ]);
 
 // ---- schemas: the single source of truth for validation and for docs' JSON Schemas ----
@@ -406,6 +416,7 @@ export const WIRE_SCHEMAS = {
   error,
   pack_files_request: packFilesRequest,
   pack_files: packFiles,
+  ...SANDBOX_WIRE_SCHEMAS,
 } as const satisfies Record<WireMessageType, z.ZodType>;
 
 // Compile-time check that every value of the hand-written types is accepted by its schema.
@@ -431,5 +442,13 @@ const _typesMatchSchemas: {
   error: true,
   pack_files_request: true,
   pack_files: true,
+  sandbox_host: true,
+  sandbox_create: true,
+  sandbox_exec: true,
+  sandbox_write_file: true,
+  sandbox_read_file: true,
+  sandbox_destroy: true,
+  sandbox_output: true,
+  sandbox_reply: true,
 };
 void _typesMatchSchemas;

@@ -13,6 +13,7 @@ import {
   type WireMessage,
   wireJsonSchemas,
 } from './index.js';
+import { SANDBOX_VALID } from './sandbox-fixtures.test-support.js';
 
 const H = `sha256:${'ab'.repeat(32)}`;
 
@@ -130,6 +131,7 @@ const VALID: Record<string, Record<string, unknown>[]> = {
       ],
     },
   ],
+  ...SANDBOX_VALID,
 };
 
 function base(type: string): Record<string, unknown> {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   AIRLOCK_VERSION,
   type AuditEvent,
@@ -20,6 +20,9 @@ import type { SecurityLog } from '../security-log.js';
 import { NonceStore } from '../signing/nonce-store.js';
 import { DispatchVerifier } from '../signing/verify.js';
 import { DedupRing } from './dedup-ring.js';
+import { killPoint, killPointArmed } from './kill-point.js';
+import { isNoSpace, logSpaceProblem } from './log-space.js';
+import { findLoggedAttempt } from './logged-attempt.js';
 import { Outbox } from './outbox.js';
 
 /** Why the client stopped for good (it otherwise reconnects forever). */
@@ -48,6 +51,19 @@ export function connectUrl(serverUrl: string): string {
   return u.toString();
 }
 
+/**
+ * Backpressure on the one WebSocket. Output lines are best effort (the result is the
+ * record): above OUTPUT_HIGH_WATER bytes queued for a slow reader they are dropped rather
+ * than buffered. Above SOCKET_HARD_LIMIT the peer is not reading at all (a half-open or
+ * stalled connection): the socket is dropped and the outbox re-sends results after the
+ * reconnect. Together they keep the runner's memory bounded whatever the network does.
+ */
+export const OUTPUT_HIGH_WATER = 1024 * 1024;
+export const SOCKET_HARD_LIMIT = 8 * 1024 * 1024;
+
+/** Error code of a refusal sent instead of `accepted` when the security log cannot record. */
+export const LOG_UNAVAILABLE = 'runner_log_unavailable';
+
 /** Files a pack offers for trust review: text up to 256 KiB, binary as null. */
 const MAX_REVIEW_FILE = 256 * 1024;
 
@@ -64,12 +80,16 @@ export class ControlClient {
   private retryTimer: NodeJS.Timeout | undefined;
   private lastFrame = Date.now();
   private readonly running = new Map<string, AbortController>();
+  /** Requests whose acceptance is being made durable (not running yet). */
+  private readonly accepting = new Map<string, AbortController>();
   readonly outbox: Outbox;
   readonly ring: DedupRing;
   private catalog: Catalog;
   /** Signed-dispatch verification, when the config names an organisation root key. */
   private readonly verifier: DispatchVerifier | undefined;
   connected = false;
+  /** Output frames dropped because the control plane read too slowly (best effort). */
+  droppedOutput = 0;
 
   constructor(
     private readonly opts: ControlClientOptions,
@@ -117,6 +137,12 @@ export class ControlClient {
   private recoverInterrupted(): void {
     for (const e of this.outbox.entries()) {
       if (e.result !== undefined) continue;
+      // Killed after the attempt was logged but before its result was kept: report that attempt.
+      const logged = findLoggedAttempt(this.opts.log.path, e.requestId);
+      if (logged !== undefined) {
+        this.outbox.complete(e.requestId, this.resultFromEvent(e.requestId, logged));
+        continue;
+      }
       const req = e.request as Partial<RunActionMessage>;
       const event = this.recordAttempt(e.requestId, req, 'error', {
         code: 'runner_restarted',
@@ -159,6 +185,26 @@ export class ControlClient {
       clamped: [],
       error,
     });
+  }
+
+  /** The result frame for an attempt already recorded in the security log. */
+  private resultFromEvent(id: string, ev: AuditEvent): Record<string, unknown> {
+    return {
+      type: 'result',
+      request_id: id,
+      status: ev.status,
+      exit_code: ev.exit_code,
+      duration_ms: ev.duration_ms,
+      truncated: ev.truncated,
+      output_bytes: ev.output_bytes,
+      clamped: JSON.parse(JSON.stringify(ev.clamped)) as unknown[],
+      audit_hash: ev.hash,
+      ...(ev.error === null
+        ? {}
+        : { error: { code: ev.error.code.slice(0, 64), message: ev.error.message.slice(0, 4000) } }),
+      finished_at: ev.time,
+      audit_event: JSON.parse(JSON.stringify(ev)) as Record<string, unknown>,
+    };
   }
 
   private resultFrame(
@@ -232,10 +278,21 @@ export class ControlClient {
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 
-  private send(msg: WireMessage | Record<string, unknown>): void {
-    if (this.ws?.readyState !== WebSocket.OPEN) return;
-    this.ws.send(
+  private send(msg: WireMessage | Record<string, unknown>, onWritten?: () => void): void {
+    const ws = this.ws;
+    if (ws?.readyState !== WebSocket.OPEN) return;
+    if (ws.bufferedAmount > SOCKET_HARD_LIMIT) {
+      this.say('warn', `control plane is not reading (${ws.bufferedAmount} bytes queued); reconnecting`);
+      ws.terminate();
+      return;
+    }
+    if (msg.type === 'output' && ws.bufferedAmount > OUTPUT_HIGH_WATER) {
+      this.droppedOutput++;
+      return;
+    }
+    ws.send(
       typeof (msg as WireMessage).type === 'string' ? encodeMessage(msg as WireMessage) : JSON.stringify(msg),
+      onWritten === undefined ? undefined : () => onWritten(),
     );
   }
 
@@ -286,7 +343,8 @@ export class ControlClient {
       case 'run_action':
         return this.onRunAction(msg);
       case 'cancel': {
-        const ac = this.running.get(msg.request_id);
+        // A request still being accepted is cancelled like a running one (it will start aborted).
+        const ac = this.running.get(msg.request_id) ?? this.accepting.get(msg.request_id);
         if (ac !== undefined) {
           ac.abort();
           return;
@@ -349,7 +407,7 @@ export class ControlClient {
 
   private async onRunAction(msg: RunActionMessage): Promise<void> {
     const id = msg.request_id;
-    if (this.running.has(id)) return; // already running in this process
+    if (this.running.has(id) || this.accepting.has(id)) return; // already here in this process
     if (this.outbox.has(id)) {
       const done = this.outbox.result(id);
       if (done !== undefined) this.send(done);
@@ -364,7 +422,29 @@ export class ControlClient {
       });
       return;
     }
-    this.outbox.accept(id, msg as unknown as Record<string, unknown>);
+    killPoint('runner_before_accept');
+    // Never run what cannot be recorded: refuse (not accept) while the log's disk is full.
+    const ac = new AbortController();
+    let problem = logSpaceProblem(dirname(this.opts.log.path));
+    if (problem === undefined) {
+      // Claimed in memory while the accept is made durable (off the event loop), so a
+      // duplicate run_action arriving meanwhile cannot start a second execution.
+      this.accepting.set(id, ac);
+      try {
+        await this.outbox.acceptDurable(id, msg as unknown as Record<string, unknown>);
+      } catch (e) {
+        if (!isNoSpace(e)) throw e;
+        this.outbox.remove(id);
+        problem = `the runner cannot write its outbox: ${(e as Error).message}`;
+      } finally {
+        this.accepting.delete(id);
+      }
+    }
+    if (problem !== undefined) {
+      this.say('error', `refused ${msg.action} (${id}): ${problem}`);
+      this.send({ type: 'error', code: LOG_UNAVAILABLE, message: `refused, nothing ran: ${problem}`, request_id: id });
+      return;
+    }
     // Signed dispatch: the runner checks the approver signature itself, whatever the server says.
     const refusal = this.verifier?.check(msg, this.catalog.findAction(msg.action)?.action.risk);
     if (refusal !== undefined) {
@@ -376,7 +456,6 @@ export class ControlClient {
       this.send(frame);
       return;
     }
-    const ac = new AbortController();
     this.running.set(id, ac);
     this.send({ type: 'accepted', request_id: id });
     let result: RunResult;
@@ -404,12 +483,26 @@ export class ControlClient {
             };
             this.outbox.appendOutput(id, frame);
             this.send(frame);
+            killPoint('runner_during_output');
           },
         },
       );
+    } catch (e) {
+      if (!isNoSpace(e)) throw e;
+      // The attempt ran but its event could not be written: say so loudly; the entry stays
+      // in the outbox and is settled (recorded as interrupted) when the runner restarts.
+      this.say('error', `the security log is full; attempt ${id} could not be recorded: ${(e as Error).message}`);
+      this.send({
+        type: 'error',
+        code: LOG_UNAVAILABLE,
+        message: `the runner's security log could not record this attempt: ${(e as Error).message}`,
+        request_id: id,
+      });
+      return;
     } finally {
       this.running.delete(id);
     }
+    killPoint('runner_after_exec_before_result');
     const frame = {
       type: 'result',
       request_id: id,
@@ -427,8 +520,12 @@ export class ControlClient {
       finished_at: result.finishedAt,
       audit_event: JSON.parse(JSON.stringify(result.auditEvent)) as Record<string, unknown>,
     };
-    this.outbox.complete(id, frame);
-    this.send(frame);
+    await this.outbox.completeDurable(id, frame);
+    // Test-only: die once the result has reached the socket, before the ack can arrive.
+    this.send(
+      frame,
+      killPointArmed('runner_after_result_before_ack') ? () => killPoint('runner_after_result_before_ack') : undefined,
+    );
   }
 
   private onPackFiles(msg: Extract<WireMessage, { type: 'pack_files_request' }>): void {

@@ -7,13 +7,19 @@ import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } f
 export class DedupRing {
   private readonly ids: string[] = [];
   private readonly set = new Set<string>();
+  /** Lines in the file, including ids already pushed out of the ring. */
+  private lines = 0;
 
   constructor(
     private readonly path: string,
     private readonly capacity = 4096,
   ) {
     if (existsSync(path)) {
-      for (const id of readFileSync(path, 'utf8').split('\n')) if (id !== '') this.remember(id);
+      for (const id of readFileSync(path, 'utf8').split('\n')) {
+        if (id === '') continue;
+        this.remember(id);
+        this.lines++;
+      }
     }
   }
 
@@ -25,10 +31,12 @@ export class DedupRing {
     if (this.set.has(id)) return;
     this.remember(id);
     appendFileSync(this.path, `${id}\n`, { mode: 0o600 });
-    // Compact the file when it holds twice what we keep.
-    if (this.ids.length === this.capacity && readFileSync(this.path, 'utf8').length > this.capacity * 2 * 40) {
+    this.lines++;
+    // Compact the file when it holds twice what we keep (counted, not re-read on every add).
+    if (this.lines > this.capacity * 2) {
       writeFileSync(`${this.path}.tmp`, `${this.ids.join('\n')}\n`, { mode: 0o600 });
       renameSync(`${this.path}.tmp`, this.path);
+      this.lines = this.ids.length;
     }
   }
 

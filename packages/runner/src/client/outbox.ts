@@ -10,6 +10,7 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** What the outbox keeps per request until the control plane acknowledges the result. */
@@ -32,6 +33,25 @@ function writeDurable(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
+/** Output kept per request for replay after a reconnect (output is best effort; the result is the record). */
+export const OUTBOX_OUTPUT_MAX = 1024 * 1024;
+
+/**
+ * writeDurable off the event loop: the fsync runs on the threadpool, so the runner keeps
+ * streaming other actions meanwhile, and concurrent fsyncs share the filesystem's journal commit.
+ */
+async function writeDurableAsync(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
 const SAFE_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /**
@@ -41,6 +61,9 @@ const SAFE_ID = /^[A-Za-z0-9_-]{1,128}$/;
  * lost connection loses a result or lets a request run twice.
  */
 export class Outbox {
+  /** Bytes of output kept per request in this process (for the OUTBOX_OUTPUT_MAX cap). */
+  private readonly outputKept = new Map<string, number>();
+
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
@@ -61,14 +84,34 @@ export class Outbox {
     writeDurable(join(d, 'request.json'), JSON.stringify(request));
   }
 
-  /** Keep an output line so it can be re-sent after a reconnect (not fsync'd: the result is what counts). */
+  /**
+   * Keep an output line so it can be re-sent after a reconnect (not fsync'd: the result is
+   * what counts). Only the first OUTBOX_OUTPUT_MAX bytes per request are kept, so replaying
+   * an outbox after a long outage never loads an unbounded amount into memory.
+   */
   appendOutput(id: string, output: Record<string, unknown>): void {
+    const text = `${JSON.stringify(output)}\n`;
+    const kept = this.outputKept.get(id) ?? 0;
+    if (kept + text.length > OUTBOX_OUTPUT_MAX) return;
+    this.outputKept.set(id, kept + text.length);
     const fd = openSync(join(this.entryDir(id), 'output.jsonl'), 'a', 0o600);
     try {
-      writeSync(fd, `${JSON.stringify(output)}\n`);
+      writeSync(fd, text);
     } finally {
       closeSync(fd);
     }
+  }
+
+  /** accept(), without blocking the event loop on the fsync. */
+  async acceptDurable(id: string, request: Record<string, unknown>): Promise<void> {
+    const d = this.entryDir(id);
+    mkdirSync(d, { recursive: true, mode: 0o700 });
+    await writeDurableAsync(join(d, 'request.json'), JSON.stringify(request));
+  }
+
+  /** complete(), without blocking the event loop on the fsync. */
+  async completeDurable(id: string, result: Record<string, unknown>): Promise<void> {
+    await writeDurableAsync(join(this.entryDir(id), 'result.json'), JSON.stringify(result));
   }
 
   /** Record the final result (fsync'd) before it is sent. */
@@ -83,6 +126,7 @@ export class Outbox {
 
   /** The control plane has the result: forget the entry. */
   remove(id: string): void {
+    this.outputKept.delete(id);
     rmSync(this.entryDir(id), { recursive: true, force: true });
   }
 

@@ -1,4 +1,5 @@
 import { SandboxError } from '../errors.js';
+import type { JailOptions } from '../jail/jail.js';
 import { FirecrackerBackend } from './firecracker/backend.js';
 import { GvisorBackend } from './gvisor/backend.js';
 import { QemuBackend } from './qemu/backend.js';
@@ -10,6 +11,9 @@ export interface BackendContext {
   readonly initramfs: string;
   readonly imageDir: string;
   readonly accel?: 'kvm' | 'tcg';
+  /** The jail launcher from the images, when they have one. */
+  readonly launcher?: string;
+  readonly jail?: JailOptions;
 }
 
 /** Construct a backend by name. */
@@ -20,6 +24,8 @@ export function createBackend(name: BackendName, ctx: BackendContext): Backend {
         kernel: ctx.kernel,
         initramfs: ctx.initramfs,
         ...(ctx.accel ? { accel: ctx.accel } : {}),
+        ...(ctx.launcher ? { launcher: ctx.launcher } : {}),
+        ...(ctx.jail ? { jail: ctx.jail } : {}),
       });
     case 'gvisor':
       return new GvisorBackend();

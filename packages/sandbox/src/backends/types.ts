@@ -1,4 +1,5 @@
 import type { Connector } from '../guest/channel.js';
+import type { JailLevel, JailProperty } from '../jail/jail.js';
 
 /** How strong the boundary between guest code and the host kernel is. */
 export type IsolationLevel = 'microvm' | 'user-space-kernel';
@@ -15,6 +16,8 @@ export interface BackendStatus {
   readonly accel: string;
   readonly binary?: string;
   readonly version?: string;
+  /** The host-side jail around the VM monitor and which of its properties are in effect. */
+  readonly jail?: { readonly level: JailLevel; readonly reason: string; readonly properties: readonly JailProperty[] };
 }
 
 /** The backends airlock knows. */
@@ -34,6 +37,11 @@ export interface LaunchSpec {
   readonly vcpus: number;
   /** Size of the writable tmpfs layer inside the guest. */
   readonly rwMb: number;
+  /**
+   * Start from this snapshot (a saved VM state of the same pack, RAM and vCPUs)
+   * instead of booting; only for backends whose handles offer `saveSnapshot`.
+   */
+  readonly restoreFrom?: string;
 }
 
 /** What a backend writes so a restarted daemon can find (and re-adopt or kill) the VM. */
@@ -59,6 +67,11 @@ export interface VmHandle {
   kill(): Promise<void>;
   /** Freeze the guest's vCPUs without killing it: fault-injection tests of hang detection. */
   freezeForTest?(): Promise<void>;
+  /**
+   * Pause the VM and write its whole state to `file` (the VM stays paused; the
+   * caller kills it). Offered by backends that can restore (`LaunchSpec.restoreFrom`).
+   */
+  saveSnapshot?(file: string): Promise<void>;
   readonly record: AdoptRecord;
 }
 
@@ -69,4 +82,6 @@ export interface Backend {
   launch(spec: LaunchSpec): Promise<VmHandle>;
   /** Re-attach to a VM a previous daemon started; undefined when it is gone or not ours. */
   adopt(record: AdoptRecord, dir: string): Promise<VmHandle | undefined>;
+  /** Free host resources a reaped (not re-adopted) VM left behind, e.g. its host cgroup. */
+  cleanup?(record: AdoptRecord): void;
 }

@@ -210,7 +210,10 @@ const canFuzz = existsSync('/usr/bin/clang') && existsSync(fuzzRuntime);
 describe('guest frame decoder fuzzing (libFuzzer)', {
   skip: !canFuzz && 'clang with libFuzzer not installed (apt-get install clang libclang-rt-14-dev)',
 }, () => {
-  it('survives a short fuzz run with ASan and UBSan', { timeout: 120_000 }, () => {
+  // `npm run fuzz` (scripts/fuzz.mjs) sets AIRLOCK_FUZZ_SECONDS for a longer run; the timeout follows it.
+  it('survives a short fuzz run with ASan and UBSan', {
+    timeout: (Number(process.env['AIRLOCK_FUZZ_SECONDS'] ?? 10) + 110) * 1000,
+  }, () => {
     const src = join(guestSourceDir(), 'agent');
     const bin = join(work, 'fuzz_proto');
     const b = spawnSync(
@@ -242,6 +245,7 @@ describe('guest frame decoder fuzzing (libFuzzer)', {
       }),
       encode.putBegin(2, '/tmp/x', 0o644),
       encode.get(3, '/etc/hostname'),
+      encode.config(5, { maxProcs: 64, rwMb: 16, timeMs: 1, entropy: Buffer.alloc(32, 7) }),
       Buffer.concat([encode.ping(4, Buffer.from('p')), encode.stdin(4, Buffer.from('data')), encode.signal(4, 9)]),
     ];
     for (const [i, s] of seeds.entries()) writeFileSync(join(corpus, `seed${i}`), s);

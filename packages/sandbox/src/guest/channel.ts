@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { SandboxError } from '../errors.js';
 import {
   CHUNK,
+  type ConfigFrameSpec,
   decodeGuestFrame,
   type ExecFrameSpec,
   encode,
@@ -401,6 +402,38 @@ export class GuestChannel extends EventEmitter {
         fail: reject,
       });
       this.send(encode.get(id, path)).catch((e: unknown) => {
+        this.pending.delete(id);
+        reject(e);
+      });
+    });
+  }
+
+  /**
+   * Hand the guest its per-sandbox settings (process limit, writable-layer
+   * size, wall clock, fresh entropy). Rejects with `guest_error` naming what failed.
+   */
+  configure(spec: ConfigFrameSpec, timeoutMs = 10_000): Promise<void> {
+    const id = this.id();
+    return new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new SandboxError('guest_lost', `guest did not answer its configuration within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.register(id, {
+        onFrame: (f) => {
+          clearTimeout(t);
+          if (f.kind === 'ok') resolve();
+          else if (f.kind === 'error') reject(new SandboxError('guest_error', `guest configuration: ${f.message}`));
+          else reject(new SandboxError('guest_protocol', `unexpected ${f.kind} frame answering a configuration`));
+          return true;
+        },
+        fail: (e) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      });
+      this.send(encode.config(id, spec)).catch((e: unknown) => {
+        clearTimeout(t);
         this.pending.delete(id);
         reject(e);
       });

@@ -26,6 +26,7 @@ describe('guest protocol', () => {
       ['AL_MAX_ENV', P.MAX_ENV],
       ['AL_MAX_PATH', P.MAX_PATH],
       ['AL_CHUNK', P.CHUNK],
+      ['AL_MAX_ENTROPY', P.MAX_ENTROPY],
       ['AL_EXEC_STDIN', P.EXEC_STDIN],
       ['AL_EXIT_TIMED_OUT', P.EXIT_TIMED_OUT],
       ['AL_EXIT_TRUNCATED', P.EXIT_TRUNCATED],

@@ -18,6 +18,7 @@ export const MAX_ARGS = 1024;
 export const MAX_ENV = 1024;
 export const MAX_PATH = 4096;
 export const CHUNK = 32768;
+export const MAX_ENTROPY = 512;
 
 /** Frame types; host→guest below 0x80, guest→host from 0x80. */
 export const T = {
@@ -31,6 +32,7 @@ export const T = {
   PUT_END: 0x08,
   GET: 0x09,
   SHUTDOWN: 0x0a,
+  CONFIG: 0x0b,
   READY: 0x81,
   PONG: 0x82,
   STARTED: 0x83,
@@ -110,6 +112,14 @@ export interface ExecFrameSpec {
   readonly stdin: boolean;
 }
 
+/** Per-sandbox guest settings (see AL_T_CONFIG in proto.h); 0 keeps the guest's current value. */
+export interface ConfigFrameSpec {
+  readonly maxProcs: number;
+  readonly rwMb: number;
+  readonly timeMs: number;
+  readonly entropy: Buffer;
+}
+
 /** Encoders for host→guest frames. */
 export const encode = {
   hello: (nonce: Buffer) => frame(T.HELLO, 0, nonce),
@@ -141,6 +151,14 @@ export const encode = {
   putEnd: (id: number) => frame(T.PUT_END, id),
   get: (id: number, path: string) => frame(T.GET, id, str(path)),
   shutdown: () => frame(T.SHUTDOWN, 0),
+  config(id: number, spec: ConfigFrameSpec): Buffer {
+    if (spec.entropy.length > MAX_ENTROPY) throw new ProtocolViolation(`at most ${MAX_ENTROPY} bytes of entropy`);
+    const head = Buffer.allocUnsafe(16);
+    head.writeUInt32LE(spec.maxProcs >>> 0, 0);
+    head.writeUInt32LE(spec.rwMb >>> 0, 4);
+    head.writeBigUInt64LE(BigInt(Math.max(0, Math.floor(spec.timeMs))), 8);
+    return frame(T.CONFIG, id, Buffer.concat([head, spec.entropy]));
+  },
 };
 
 function need(p: Buffer, n: number, what: string): void {

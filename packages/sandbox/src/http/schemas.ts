@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { SandboxError } from '../errors.js';
+import { LIMIT_BOUNDS } from '../limits.js';
 
 /**
  * Request bodies of the HTTP API: one schema per body, strict (an unknown
@@ -19,20 +20,22 @@ const noNul = (max: number) =>
     .max(max)
     .refine((v) => !v.includes('\0'), 'must not contain NUL');
 
+function bound(k: keyof typeof LIMIT_BOUNDS) {
+  return z.number().int().min(LIMIT_BOUNDS[k].min).max(LIMIT_BOUNDS[k].max).optional();
+}
+
 export const CreateBody = z.strictObject({
   language_pack: z
     .string()
     .regex(/^[a-z][a-z0-9-]{0,31}$/)
     .default('python'),
-  memory_mb: z.number().int().min(64).max(4096).optional(),
-  vcpus: z.number().int().min(1).max(4).optional(),
-  lifetime_s: z
-    .number()
-    .int()
-    .min(1)
-    .max(7 * 24 * 3600)
-    .optional(),
-  rw_mb: z.number().int().min(4).max(4096).optional(),
+  memory_mb: bound('memory_mb'),
+  vcpus: bound('vcpus'),
+  lifetime_s: bound('lifetime_s'),
+  rw_mb: bound('rw_mb'),
+  exec_timeout_ms: bound('exec_timeout_ms'),
+  max_output_bytes: bound('max_output_bytes'),
+  max_procs: bound('max_procs'),
   env: env.optional(),
   egress: z
     .boolean()

@@ -25,6 +25,8 @@ function sendError(res: ServerResponse, e: unknown): void {
     res.destroy();
     return;
   }
+  // A refused body was not read to its end: the connection cannot carry another request.
+  if (err.code === 'payload_too_large') res.setHeader('connection', 'close');
   send(res, err.status, err.toBody());
 }
 

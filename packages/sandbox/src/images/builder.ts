@@ -59,7 +59,7 @@ const PRUNE = [
 /** Hash of everything an image is built from; a change means a rebuild. */
 export function recipeHash(guestDir: string): string {
   const h = createHash('sha256');
-  h.update('builder-v2\n');
+  h.update('builder-v3\n');
   const files = [
     'kernel.json',
     ...readdirSync(join(guestDir, 'packs'))
@@ -68,6 +68,9 @@ export function recipeHash(guestDir: string): string {
     ...readdirSync(join(guestDir, 'agent'))
       .filter((f) => /\.(c|h)$/.test(f))
       .map((f) => `agent/${f}`),
+    ...readdirSync(join(guestDir, 'jail'))
+      .filter((f) => /\.(c|h)$/.test(f))
+      .map((f) => `jail/${f}`),
   ].sort();
   for (const f of files)
     h.update(`${f}\n`)
@@ -134,6 +137,20 @@ export function compileAgent(guestDir: string, out: string): void {
     out,
     join(src, 'airlock-init.c'),
     join(src, 'proto.c'),
+  ]);
+}
+
+/** Compile the host-side jail launcher the same way: static, so it needs nothing inside the jail it builds. */
+export function compileJail(guestDir: string, out: string): void {
+  runTool('musl-gcc', [
+    '-static',
+    '-Os',
+    '-s',
+    '-Wall',
+    '-Wextra',
+    '-o',
+    out,
+    join(guestDir, 'jail', 'airlock-jail.c'),
   ]);
 }
 
@@ -302,8 +319,9 @@ export async function buildImages(opts: BuildOptions = {}): Promise<ImageManifes
     mkdirSync(join(outDir, 'packs'), { recursive: true });
     const rel = (p: string) => `${hash.slice(0, 12)}/${p}`;
     try {
-      progress(++step, total, 'compiling airlock-init (musl-gcc -static -Os)');
+      progress(++step, total, 'compiling airlock-init and airlock-jail (musl-gcc -static -Os)');
       compileAgent(guestDir, join(outDir, 'airlock-init'));
+      compileJail(guestDir, join(outDir, 'airlock-jail'));
       progress(++step, total, 'fetching and unpacking the guest kernel (apt-get download linux-image-cloud-amd64)');
       const k = buildKernel(cacheDir, guestDir, work);
       renameSync(join(work, 'vmlinux'), join(outDir, 'vmlinux'));
@@ -334,6 +352,7 @@ export async function buildImages(opts: BuildOptions = {}): Promise<ImageManifes
         kernel: { ...(await fileEntry(cacheDir, rel('vmlinux'))), package: k.package, version: k.version },
         initramfs: await fileEntry(cacheDir, rel('initramfs.cpio')),
         agent: await fileEntry(cacheDir, rel('airlock-init')),
+        jail: await fileEntry(cacheDir, rel('airlock-jail')),
         packs,
       };
       // The manifest is written last and renamed into place: its presence means a complete build.

@@ -19,6 +19,8 @@ export interface ImageManifest {
   readonly kernel: ImageFile & { readonly package: string; readonly version: string };
   readonly initramfs: ImageFile;
   readonly agent: ImageFile;
+  /** The host-side jail launcher (guest/jail/airlock-jail.c); absent in builds before issue 10. */
+  readonly jail?: ImageFile;
   readonly packs: Readonly<
     Record<
       string,
@@ -64,7 +66,7 @@ export function readManifest(cacheDir: string): ImageManifest | undefined {
  * guests from images it did not build.
  */
 export async function verifyImages(cacheDir: string, m: ImageManifest): Promise<void> {
-  const files = [m.kernel, m.initramfs, m.agent, ...Object.values(m.packs)];
+  const files = [m.kernel, m.initramfs, m.agent, ...(m.jail ? [m.jail] : []), ...Object.values(m.packs)];
   await Promise.all(
     files.map(async (f) => {
       const p = join(cacheDir, f.path);

@@ -44,6 +44,8 @@ export async function startDaemon(opts: Partial<ManagerOptions> = {}): Promise<T
     stateDir,
     accel: 'tcg',
     defaultMemoryMb: 192,
+    // Saving VM states costs a boot per kind in the background: only the tests of it turn it on.
+    snapshots: false,
     ...opts,
   });
   const server = createSandboxServer(manager);

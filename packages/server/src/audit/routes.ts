@@ -254,7 +254,10 @@ export async function registerAuditRoutes(ctx: ServerContext): Promise<ModuleHan
       });
     return running;
   };
-  const timer = seconds > 0 ? setInterval(() => void tick(), seconds * 1000) : undefined;
+  // Leader-only with several instances (cluster/): one signer, not one per instance.
+  const timer = seconds > 0 ? setInterval(() => {
+          if (ctx.cluster.isLeader()) void tick();
+        }, seconds * 1000) : undefined;
   timer?.unref();
   return {
     async close() {

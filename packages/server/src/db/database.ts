@@ -11,7 +11,11 @@ import { audit } from './migrations/0200-audit.js';
 import { packFiles } from './migrations/0300-pack-files.js';
 import { policy } from './migrations/0400-policy.js';
 import { oauth } from './migrations/0500-oauth.js';
+import { sandboxes } from './migrations/0600-sandboxes.js';
+import { approvers } from './migrations/0700-approvers.js';
+import { cluster } from './migrations/0900-cluster.js';
 import type { Database } from './schema.js';
+import { cachingDatabase, GroupCommitSqliteDialect } from './sqlite-group-commit.js';
 
 /** An open database with its dialect. */
 export interface Db {
@@ -31,6 +35,9 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     '0300-pack-files': packFiles,
     '0400-policy': policy,
     '0500-oauth': oauth,
+    '0600-sandboxes': sandboxes,
+    '0700-approvers': approvers,
+    '0900-cluster': cluster,
   };
 }
 
@@ -44,6 +51,9 @@ export async function openDatabase(target: string): Promise<Db> {
   let location: string;
   if (isPg) {
     const pool = new pg.Pool({ connectionString: target, max: 10 });
+    // An idle pooled connection that Postgres closes (restart, failover) emits 'error' on the
+    // pool; unhandled, that would crash the server. The pool drops it and reconnects on demand.
+    pool.on('error', () => undefined);
     kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     location = target.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
   } else {
@@ -52,8 +62,14 @@ export async function openDatabase(target: string): Promise<Db> {
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    sqlite.pragma('synchronous = FULL');
-    kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    // NORMAL: commits do not fsync; GroupCommitSqliteDialect fsyncs the WAL once per batch
+    // before any write returns, which keeps FULL's durability (see sqlite-group-commit.ts).
+    sqlite.pragma(target === ':memory:' ? 'synchronous = FULL' : 'synchronous = NORMAL');
+    const dialect =
+      target === ':memory:'
+        ? new SqliteDialect({ database: cachingDatabase(sqlite) })
+        : new GroupCommitSqliteDialect(sqlite, `${target}-wal`);
+    kysely = new Kysely<Database>({ dialect });
     location = target;
   }
   const dialect: Dialect = isPg ? 'postgres' : 'sqlite';
@@ -71,4 +87,10 @@ export async function openDatabase(target: string): Promise<Db> {
     );
   }
   return { kysely, dialect, location, close: () => kysely.destroy() };
+}
+
+/** Migrations this build knows that the database has not run; empty when it is current (for /readyz). */
+export async function pendingMigrations(db: Db): Promise<string[]> {
+  const migrator = new Migrator({ db: db.kysely, provider: { getMigrations: async () => migrations(db.dialect) } });
+  return (await migrator.getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name);
 }

@@ -70,6 +70,16 @@ export interface RunnersTable {
   /** Latest runner security-log head the server has seen. */
   chain_seq: number | null;
   chain_hash: string | null;
+  /** Session holding the runner's WebSocket, and on which instance (null when offline). */
+  session_id?: string | null | undefined;
+  instance_id?: string | null | undefined;
+}
+
+/** One control-plane instance sharing the database, with its liveness heartbeat. */
+export interface ClusterInstancesTable {
+  id: string;
+  started_at: string;
+  heartbeat_at: string;
 }
 
 export type PackTrust = 'pending' | 'trusted' | 'rejected';
@@ -195,6 +205,8 @@ export interface PolicyRulesTable {
   decision: 'allow' | 'require_approval' | 'deny' | null;
   approvers: number | null;
   approver_role: Role | null;
+  /** Approvers must also be members of this approver group (id), when set. */
+  approver_group?: string | null | undefined;
   /** JSON {limit: upper bound}. */
   limits: string | null;
   /** JSON {arg: regex}. */
@@ -253,6 +265,8 @@ export interface RunApprovalsTable {
   requester_user_id: string;
   approvers_required: number;
   approver_role: Role;
+  /** Approvers must be members of this approver group (id), when set. */
+  approver_group?: string | null | undefined;
   signature_required: number;
   runner_name: string;
   nonce: string;
@@ -282,6 +296,7 @@ export interface Database {
   sessions: SessionsTable;
   api_keys: ApiKeysTable;
   runners: RunnersTable;
+  cluster_instances: ClusterInstancesTable;
   packs: PacksTable;
   runs: RunsTable;
   run_output: RunOutputTable;

@@ -8,16 +8,20 @@ import {
   type RunInfo,
   type RunnerInfo,
   type RunRequest,
+  type SandboxApi,
 } from '@airlock/mcp';
 import type { Permission } from '../auth/permissions.js';
 import type { Principal } from '../auth/principal.js';
 import type { ServerContext } from '../context.js';
 import type { RunsTable } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
+import { runnerVisibility } from '../policy/visibility.js';
 import type { RunEvent, RunnerHub } from '../runners/hub.js';
 import { parseState, runnerView } from '../runners/runner-store.js';
 import { cancelRun, createRun } from '../runs/run-service.js';
 import { runView } from '../runs/run-view.js';
+import { sandboxApiFor } from '../sandboxes/mcp-api.js';
+import { sandboxServiceFor } from '../sandboxes/routes.js';
 
 /** One action's metadata as a runner advertises it in `hello` (`packs[].action_specs`). */
 interface AdvertisedActionSpec {
@@ -50,7 +54,8 @@ export async function listActionsFor(
     .where('org_id', '=', principal.orgId)
     .where('status', '!=', 'revoked')
     .orderBy('name')
-    .execute();
+    .execute()
+    .then(async (rows) => rows.filter(await runnerVisibility(ctx, principal)));
   const trusted = new Set(
     (
       await ctx.db.kysely
@@ -77,7 +82,7 @@ export async function listActionsFor(
         out.push({
           runner: r.name,
           runner_id: r.id,
-          runner_online: hub?.isOnline(r.id) ?? false,
+          runner_online: hub?.isOnline(r.id, r) ?? false,
           id,
           title: s?.title ?? id,
           description: s?.description ?? '',
@@ -101,7 +106,13 @@ export class ServerBackend implements AirlockBackend {
     private readonly hub: RunnerHub | undefined,
     /** Re-resolves the principal (so a revoked token or demoted user stops at once). */
     private readonly principal: () => Promise<Principal>,
-  ) {}
+  ) {
+    const svc = sandboxServiceFor(ctx);
+    if (svc !== undefined) this.sandboxes = sandboxApiFor(svc, (p) => this.need(p));
+  }
+
+  /** Sandbox tools, when the sandbox module runs on this server. */
+  readonly sandboxes?: SandboxApi;
 
   private async need(p: Permission): Promise<Principal> {
     const principal = await this.principal();
@@ -140,7 +151,8 @@ export class ServerBackend implements AirlockBackend {
       .where('org_id', '=', p.orgId)
       .orderBy('name')
       .execute();
-    return rows.map((r) => runnerView(r, this.hub?.isOnline(r.id) ?? false));
+    const visible = await runnerVisibility(this.ctx, p);
+    return rows.filter(visible).map((r) => runnerView(r, this.hub?.isOnline(r.id, r) ?? false));
   }
 
   async listActions(): Promise<ActionInfo[]> {

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { addUser } from '../policy/testing/fixtures.js';
 import { testDatabases } from '../testing/databases.js';
+import { apiClient } from '../testing/keys.js';
 import { type McpFixture, startMcpFixture, waitFor } from './test-support.js';
 
 type ToolResult = {
@@ -119,6 +121,58 @@ for (const { name, create } of testDatabases()) {
       assert.match(String(s['run_id']), /^[0-9a-f-]{36}$/);
       assert.match(JSON.stringify(res), /https?:\/\/[^"]+/);
       await fx.api('DELETE', `/api/v1/policy/rules/${rule.body.id}`);
+    });
+
+    test('a client that supports URL elicitation is sent to the approval page; the call resumes and finishes', async () => {
+      const rule = await fx.api('POST', '/api/v1/policy/rules', {
+        kind: 'override',
+        action: 'showcase.date',
+        decision: 'require_approval',
+        approver_role: 'admin',
+        comment: 'mcp elicitation test',
+      });
+      assert.equal(rule.status, 201, JSON.stringify(rule.body));
+      const { db } = fx.srv.server.ctx;
+      const approver = apiClient(
+        fx.srv.url,
+        (await addUser(db, fx.srv.server.bootstrap.orgId, 'mcp-approver', 'admin', ['runs:read', 'runs:write'])).key,
+      );
+      const asked: { mode?: string; url?: string; message?: string }[] = [];
+      const eliciting = new Client(
+        { name: 'eliciting', version: '1.0.0' },
+        { versionNegotiation: { mode: 'auto' }, capabilities: { elicitation: { url: {} } } },
+      );
+      // The "person": opens the URL, and a second user approves the run it names.
+      eliciting.setRequestHandler('elicitation/create', async (req) => {
+        const p = req.params as { mode?: string; url?: string; message?: string };
+        asked.push(p);
+        const id = /\/runs\/([0-9a-f-]{36})/.exec(p.url ?? '')?.[1];
+        assert.ok(id !== undefined, `the URL names the run: ${p.url}`);
+        const ok = await approver('POST', `/api/v1/runs/${id}/approve`, { comment: 'seen in the dashboard' });
+        assert.equal(ok.status, 200, JSON.stringify(ok.body));
+        return { action: 'accept' };
+      });
+      await eliciting.connect(
+        new StreamableHTTPClientTransport(new URL('/mcp', fx.srv.url), {
+          requestInit: { headers: { authorization: `Bearer ${fx.key}` } },
+        }),
+      );
+      try {
+        const before = (await fx.api('GET', '/api/v1/runs?action=showcase.date')).body.runs.length;
+        const res = (await eliciting.callTool({
+          name: 'run_action',
+          arguments: { runner: 'web-1', action: 'showcase.date', reason: 'elicitation', wait_seconds: 30 },
+        })) as ToolResult;
+        assert.equal(asked.length, 1, JSON.stringify(asked));
+        assert.equal(asked[0]?.mode, 'url');
+        assert.match(asked[0]?.message ?? '', /needs approval/);
+        assert.equal(res.structuredContent?.['status'], 'success', JSON.stringify(res));
+        const after = (await fx.api('GET', '/api/v1/runs?action=showcase.date')).body.runs.length;
+        assert.equal(after, before + 1, 'the retried call followed the same run');
+      } finally {
+        await eliciting.close();
+        await fx.api('DELETE', `/api/v1/policy/rules/${rule.body.id}`);
+      }
     });
 
     test('secrets are redacted in the returned output', async () => {

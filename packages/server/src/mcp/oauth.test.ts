@@ -1,11 +1,64 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import {
+  Client,
+  type OAuthClientMetadata,
+  type OAuthClientProvider,
+  type StoredOAuthClientInformation,
+  type StoredOAuthTokens,
+  StreamableHTTPClientTransport,
+  UnauthorizedError,
+} from '@modelcontextprotocol/client';
 import { testDatabases } from '../testing/databases.js';
 import { type McpFixture, startMcpFixture } from './test-support.js';
 
 const b64 = (b: Buffer): string => b.toString('base64url');
+
+/** An MCP client's OAuth state as the SDK asks for it: in memory, with the redirect captured. */
+class TestOAuthProvider implements OAuthClientProvider {
+  authUrl: URL | undefined;
+  saved: StoredOAuthTokens | undefined;
+  private info: StoredOAuthClientInformation | undefined;
+  private verifier = '';
+  constructor(private readonly redirect: string) {}
+  get redirectUrl(): string {
+    return this.redirect;
+  }
+  get clientMetadata(): OAuthClientMetadata {
+    return {
+      client_name: 'sdk agent',
+      redirect_uris: [this.redirect],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+      scope: 'runs:read runs:write runners:read',
+    };
+  }
+  clientInformation() {
+    return this.info;
+  }
+  saveClientInformation(i: StoredOAuthClientInformation): void {
+    this.info = i;
+  }
+  tokens() {
+    return this.saved;
+  }
+  saveTokens(t: StoredOAuthTokens): void {
+    this.saved = t;
+  }
+  redirectToAuthorization(u: URL): void {
+    this.authUrl = u;
+  }
+  saveCodeVerifier(v: string): void {
+    this.verifier = v;
+  }
+  codeVerifier(): string {
+    return this.verifier;
+  }
+}
 
 for (const { name, create } of testDatabases()) {
   describe(`MCP OAuth 2.1 flow (${name})`, () => {
@@ -44,8 +97,10 @@ for (const { name, create } of testDatabases()) {
       assert.equal(a.status, 302, await a.text());
       const consent = new URL(a.headers.get('location')!);
       assert.equal(consent.pathname, '/oauth/consent');
-      const page = await fetch(consent);
-      assert.match(await page.text(), /Authorize an MCP client[\s\S]*test agent[\s\S]*runs:write/);
+      // The consent screen is the dashboard's page (signed-in user, same CSP as the dashboard).
+      const page = await fetch(consent, { redirect: 'manual' });
+      assert.equal(page.status, 302);
+      assert.equal(new URL(page.headers.get('location')!, base).pathname, '/consent');
       const id = consent.searchParams.get('request')!;
       const view = await fx.api('GET', `/api/v1/oauth/requests/${id}`);
       assert.equal(view.body.client.name, 'test agent');
@@ -184,6 +239,136 @@ for (const { name, create } of testDatabases()) {
         body: '{}',
       });
       assert.equal(after.status, 401);
+    });
+
+    test("the SDK's OAuth client: discovery, registration, PKCE, dashboard consent, call, refresh, revocation", async () => {
+      // (The SDK offers Client ID Metadata Documents only for https URLs, which a loopback test
+      // cannot serve; the next test drives that path with the server's own requests.)
+      const provider = new TestOAuthProvider(redirect);
+      const mcpUrl = new URL('/mcp', base);
+      {
+        const first = new Client({ name: 'sdk-oauth', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
+        const t1 = new StreamableHTTPClientTransport(mcpUrl, { authProvider: provider });
+        await assert.rejects(first.connect(t1), UnauthorizedError);
+        const authUrl = provider.authUrl!;
+        const clientIdOfSdk = authUrl.searchParams.get('client_id')!;
+        assert.equal(clientIdOfSdk, provider.clientInformation()?.client_id, 'registered by the SDK (RFC 7591)');
+        assert.equal(authUrl.searchParams.get('code_challenge_method'), 'S256');
+        assert.equal(authUrl.searchParams.get('resource'), `${base}/mcp`);
+        // The person consents in the dashboard (its JSON endpoints, as the consent page calls them).
+        const a = await fetch(authUrl, { redirect: 'manual' });
+        assert.equal(a.status, 302, await a.text());
+        const id = new URL(a.headers.get('location')!).searchParams.get('request')!;
+        const view = await fx.api('GET', `/api/v1/oauth/requests/${id}`);
+        assert.equal(view.body.client.name, 'sdk agent');
+        const d = await fx.api('POST', `/api/v1/oauth/requests/${id}/decision`, { approve: true });
+        const back = new URL(d.body.redirect_to);
+        assert.equal(back.searchParams.get('iss'), base);
+        await t1.finishAuth(back.searchParams.get('code')!, back.searchParams.get('iss')!);
+
+        const client = new Client({ name: 'sdk-oauth', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
+        await client.connect(new StreamableHTTPClientTransport(mcpUrl, { authProvider: provider }));
+        const r1 = (await client.callTool({
+          name: 'run_action',
+          arguments: { runner: 'web-1', action: 'showcase.echo', args: { message: 'via sdk oauth' }, reason: 'oauth' },
+        })) as { structuredContent?: Record<string, unknown> };
+        assert.equal(r1.structuredContent?.['output'], 'via sdk oauth');
+        // The run is recorded as asked by an OAuth client of the user.
+        const run = await fx.api('GET', `/api/v1/runs/${r1.structuredContent?.['run_id']}`);
+        assert.equal(run.body.requested_by.type, 'oauth');
+        assert.equal(run.body.requested_by.id, `oauth:${clientIdOfSdk}`);
+
+        // The access token expires: the SDK refreshes (rotating the refresh token) and carries on.
+        const firstRefresh = provider.saved?.refresh_token;
+        await fx.srv.server.ctx.db.kysely
+          .withTables<{ oauth_tokens: { kind: string; expires_at: string; client_id: string } }>()
+          .updateTable('oauth_tokens')
+          .set({ expires_at: new Date(Date.now() - 1000).toISOString() })
+          .where('kind', '=', 'access')
+          .where('client_id', '=', clientIdOfSdk)
+          .execute();
+        const r2 = (await client.callTool({ name: 'list_runners', arguments: {} })) as { isError?: boolean };
+        assert.notEqual(r2.isError, true);
+        assert.ok(provider.saved?.refresh_token !== undefined && provider.saved.refresh_token !== firstRefresh);
+
+        // Revoked: the tokens stop at once and the refresh token cannot bring them back.
+        const rev = await form(`${base}/oauth/revoke`, {
+          token: provider.saved!.refresh_token!,
+          client_id: clientIdOfSdk,
+        });
+        assert.equal(rev.status, 200);
+        await assert.rejects(client.callTool({ name: 'list_runners', arguments: {} }));
+        await client.close().catch(() => {});
+      }
+    });
+
+    test('Client ID Metadata Documents: fetched, named by the URL, redeemed; internal addresses and mismatches refused', async () => {
+      let docBody: Record<string, unknown> = {
+        client_id: 'https://elsewhere.example/c.json',
+        redirect_uris: [redirect],
+      };
+      const docServer = createServer((_req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify(docBody));
+      });
+      await new Promise<void>((r) => docServer.listen(0, '127.0.0.1', r));
+      const port = (docServer.address() as AddressInfo).port;
+      const ask = (clientId: string) => {
+        const u = new URL('/oauth/authorize', base);
+        for (const [k, v] of Object.entries({
+          response_type: 'code',
+          client_id: clientId,
+          redirect_uri: redirect,
+          code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+          code_challenge_method: 'S256',
+        }))
+          u.searchParams.set(k, v);
+        return fetch(u, { redirect: 'manual' });
+      };
+      try {
+        const internal = await ask(`https://127.0.0.1:${port}/c.json`);
+        assert.equal(internal.status, 400);
+        assert.match(await internal.text(), /internal address/);
+        const plain = await ask(`http://127.0.0.1:${port}/c.json`);
+        assert.equal(plain.status, 400);
+        assert.match(await plain.text(), /must use https/);
+        process.env['AIRLOCK_OAUTH_CIMD_ALLOW_HOSTS'] = `127.0.0.1:${port}`;
+        const mismatch = await ask(`http://127.0.0.1:${port}/c.json`);
+        assert.equal(mismatch.status, 400);
+        assert.match(await mismatch.text(), /does not equal the URL/);
+        // A good document: the URL is the client id, the name and redirect URIs come from it, and
+        // the code it gets is redeemed with that client id.
+        const good = `http://127.0.0.1:${port}/good.json`;
+        docBody = { client_id: good, client_name: 'metadata agent', redirect_uris: [redirect] };
+        const verifier = b64(randomBytes(32));
+        const u = new URL('/oauth/authorize', base);
+        for (const [k, v] of Object.entries({
+          response_type: 'code',
+          client_id: good,
+          redirect_uri: redirect,
+          code_challenge: b64(createHash('sha256').update(verifier).digest()),
+          code_challenge_method: 'S256',
+        }))
+          u.searchParams.set(k, v);
+        const a = await fetch(u, { redirect: 'manual' });
+        assert.equal(a.status, 302, await a.text());
+        const id = new URL(a.headers.get('location')!).searchParams.get('request')!;
+        assert.equal((await fx.api('GET', `/api/v1/oauth/requests/${id}`)).body.client.name, 'metadata agent');
+        const d = await fx.api('POST', `/api/v1/oauth/requests/${id}/decision`, { approve: true });
+        const code = new URL(d.body.redirect_to).searchParams.get('code')!;
+        const tok = await form(`${base}/oauth/token`, {
+          grant_type: 'authorization_code',
+          code,
+          redirect_uri: redirect,
+          code_verifier: verifier,
+          client_id: good,
+          resource: `${base}/mcp`,
+        });
+        assert.equal(tok.status, 200, await tok.clone().text());
+      } finally {
+        delete process.env['AIRLOCK_OAUTH_CIMD_ALLOW_HOSTS'];
+        docServer.close();
+      }
     });
 
     test('failure cases: wrong verifier, reused code, redirect mismatch, expired token, disabled user', async () => {

@@ -7,6 +7,7 @@ import { hashToken } from '../auth/tokens.js';
 import type { ServerContext } from '../context.js';
 import type { Role } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
+import { ClientMetadataError, fetchClientMetadata, isClientMetadataUrl } from './client-metadata.js';
 
 /** Lifetimes (seconds). Access tokens are short-lived; refresh tokens rotate on every use. */
 export const OAUTH_TTL = {
@@ -159,7 +160,7 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
       revocation_endpoint_auth_methods_supported: ['none'],
       scopes_supported: [...PERMISSIONS],
       authorization_response_iss_parameter_supported: true,
-      client_id_metadata_document_supported: false,
+      client_id_metadata_document_supported: true,
     };
   };
   for (const url of [
@@ -171,6 +172,33 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
   }
 
   const findClient = (id: string) => db.selectFrom('oauth_clients').selectAll().where('id', '=', id).executeTakeFirst();
+  /**
+   * A registered client, or a Client ID Metadata Document fetched now (at authorization) and
+   * kept, so the token endpoint and the consent screen see the same client.
+   */
+  const resolveClient = async (id: string, refresh: boolean) => {
+    if (!isClientMetadataUrl(id)) return findClient(id);
+    const known = await findClient(id);
+    if (known !== undefined && !refresh) return known;
+    const doc = await fetchClientMetadata(id);
+    const badUri = doc.redirectUris.find((u) => !redirectAllowed(u));
+    if (badUri !== undefined) throw new ClientMetadataError(`redirect_uris: ${badUri} is not allowed`);
+    const row = {
+      id,
+      name: doc.name,
+      redirect_uris: JSON.stringify(doc.redirectUris),
+      metadata: JSON.stringify(doc.metadata),
+      created_at: now(),
+    };
+    if (known === undefined) await db.insertInto('oauth_clients').values(row).execute();
+    else
+      await db
+        .updateTable('oauth_clients')
+        .set({ name: row.name, redirect_uris: row.redirect_uris, metadata: row.metadata })
+        .where('id', '=', id)
+        .execute();
+    return row;
+  };
 
   // OAuth endpoints take form bodies (RFC 6749); the parser is scoped to this plugin only.
   await app.register(async (sub) => {
@@ -254,7 +282,13 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
     sub.get('/oauth/authorize', async (req, reply) => {
       const { base, issuer, resource } = urlsFor(ctx, req);
       const q = req.query as Record<string, string | undefined>;
-      const client = q['client_id'] === undefined ? undefined : await findClient(q['client_id']);
+      let client: Awaited<ReturnType<typeof findClient>>;
+      try {
+        client = q['client_id'] === undefined ? undefined : await resolveClient(q['client_id'], true);
+      } catch (err) {
+        if (!(err instanceof ClientMetadataError)) throw err;
+        return reply.code(400).type('text/html').send(errorPage('Client metadata refused', err.message));
+      }
       const redirectUri = q['redirect_uri'];
       // Never redirect to an unverified URI: a bad client or redirect_uri is shown, not redirected.
       if (client === undefined)
@@ -588,31 +622,92 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
     },
   });
 
+  // The consent screen is a dashboard page (same CSP and sign-in as the rest of the dashboard);
+  // this stable URL, where /oauth/authorize sends the browser, forwards to it.
   app.get('/oauth/consent', async (req: FastifyRequest, reply: FastifyReply) => {
     const id = (req.query as Record<string, string | undefined>)['request'] ?? '';
-    let view: ReturnType<typeof requestView>;
-    try {
-      const { r, client } = await loadRequest(id);
-      view = requestView(r, client);
-    } catch {
-      return reply
-        .code(404)
-        .type('text/html')
-        .send(
-          errorPage(
-            'Request not found',
-            'This authorization request is unknown or expired. Start again from your MCP client.',
-          ),
-        );
-    }
-    return reply
-      .type('text/html')
-      .header('x-frame-options', 'DENY')
-      .header(
-        'content-security-policy',
-        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
-      )
-      .send(consentPage(view));
+    return reply.header('cache-control', 'no-store').redirect(`/consent?request=${encodeURIComponent(id)}`, 302);
+  });
+
+  // ---- authorizations: the OAuth clients a user let act for them, revocable from the dashboard ----
+
+  const authorizationView = async (orgId: string, userIds: Map<string, string>, grantId: string) => {
+    const rows = await db
+      .selectFrom('oauth_tokens')
+      .selectAll()
+      .where('grant_id', '=', grantId)
+      .orderBy('created_at')
+      .execute();
+    const first = rows[0];
+    const last = rows[rows.length - 1];
+    if (first === undefined || last === undefined || first.org_id !== orgId) return undefined;
+    const client = await findClient(first.client_id);
+    const t = now();
+    const live = rows.some(
+      (r) => r.kind === 'refresh' && r.revoked_at === null && r.used_at === null && r.expires_at > t,
+    );
+    return {
+      id: grantId,
+      client: { id: first.client_id, name: client?.name ?? 'unknown client' },
+      user: { id: first.user_id, username: userIds.get(first.user_id) ?? null },
+      scopes: JSON.parse(last.scopes) as string[],
+      created_at: first.created_at,
+      last_refreshed_at: last.created_at,
+      state: live ? 'active' : rows.every((r) => r.revoked_at !== null) ? 'revoked' : 'expired',
+    };
+  };
+  const usernames = async (orgId: string) =>
+    new Map(
+      (await ctx.db.kysely.selectFrom('users').select(['id', 'username']).where('org_id', '=', orgId).execute()).map(
+        (u) => [u.id, u.username] as const,
+      ),
+    );
+
+  ctx.routes.add({
+    method: 'GET',
+    url: '/api/v1/oauth/authorizations',
+    summary: 'OAuth clients authorized to act for you (with users:read, for everyone in the organisation)',
+    tag: 'oauth',
+    auth: 'authenticated',
+    handler: async ({ principal }) => {
+      const p = principal!;
+      let q = db.selectFrom('oauth_tokens').select('grant_id').distinct().where('org_id', '=', p.orgId);
+      if (!p.permissions.has('users:read')) q = q.where('user_id', '=', p.userId);
+      const ids = (await q.execute()).map((r) => r.grant_id);
+      const names = await usernames(p.orgId);
+      const views = [];
+      for (const id of ids) {
+        const v = await authorizationView(p.orgId, names, id);
+        if (v !== undefined) views.push(v);
+      }
+      views.sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
+      return { authorizations: views };
+    },
+  });
+
+  ctx.routes.add({
+    method: 'POST',
+    url: '/api/v1/oauth/authorizations/:id/revoke',
+    summary: 'Revoke an OAuth authorization: every access and refresh token of it stops at once',
+    tag: 'oauth',
+    auth: 'authenticated',
+    params: z.strictObject({ id: z.string().min(1).max(128) }),
+    handler: async ({ principal, params }) => {
+      const p = principal!;
+      const v = await authorizationView(p.orgId, await usernames(p.orgId), params.id);
+      if (v === undefined) throw ApiError.notFound('authorization');
+      if (v.user.id !== p.userId && !p.permissions.has('users:write'))
+        throw ApiError.forbidden("revoking another user's OAuth authorization needs the users:write permission");
+      await revokeGrant(params.id);
+      await ctx.audit.record({
+        orgId: p.orgId,
+        id: params.id,
+        kind: 'oauth.revoked',
+        actor: principalRecord(p),
+        data: { client_id: v.client.id, client_name: v.client.name, user: v.user.id },
+      });
+      return { ...v, state: 'revoked' };
+    },
   });
 
   return {
@@ -640,7 +735,7 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
         (JSON.parse(row.scopes) as string[]).filter((s): s is Permission => isPermission(s) && role.has(s)),
       );
       const principal: Principal = Object.freeze({
-        kind: 'api_key' as const,
+        kind: 'oauth' as const,
         orgId: row.org_id,
         userId: row.user_id,
         username: user.username,
@@ -656,43 +751,4 @@ export async function registerOAuth(ctx: ServerContext, app: FastifyInstance): P
 
 function errorPage(title: string, text: string): string {
   return `<!doctype html><meta charset="utf-8"><title>${html(title)}</title><body style="font-family:sans-serif;max-width:40em;margin:3em auto"><h1>${html(title)}</h1><p>${html(text)}</p></body>`;
-}
-
-function consentPage(v: {
-  id: string;
-  client: { name: string; id: string; redirect_host: string };
-  scopes: string[];
-}): string {
-  const scopes = v.scopes.map((s) => `<li><code>${html(s)}</code></li>`).join('');
-  return `<!doctype html><meta charset="utf-8"><title>Authorize ${html(v.client.name)} — airlock</title>
-<body style="font-family:sans-serif;max-width:40em;margin:3em auto">
-<h1>Authorize an MCP client</h1>
-<p><strong>${html(v.client.name)}</strong> (client <code>${html(v.client.id)}</code>, returning to <code>${html(v.client.redirect_host)}</code>) asks to act as you in airlock with:</p>
-<ul>${scopes}</ul>
-<p>It never gets more than you may do yourself; if your role changes, its access changes with it.</p>
-<div id="login" hidden><p>Sign in first:</p><input id="u" placeholder="username" autocomplete="username"> <input id="p" type="password" placeholder="password" autocomplete="current-password"> <button id="signin">Sign in</button></div>
-<div id="ask" hidden><button id="approve">Approve</button> <button id="deny">Deny</button></div>
-<p id="msg"></p>
-<script>
-const id = ${JSON.stringify(v.id)};
-let csrf = '';
-async function me() {
-  const r = await fetch('/api/v1/auth/me', { credentials: 'same-origin' });
-  if (r.status !== 200) { document.getElementById('login').hidden = false; document.getElementById('ask').hidden = true; return; }
-  csrf = (await r.json()).csrf_token || '';
-  document.getElementById('login').hidden = true; document.getElementById('ask').hidden = false;
-}
-async function decide(approve) {
-  const r = await fetch('/api/v1/oauth/requests/' + encodeURIComponent(id) + '/decision', { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: JSON.stringify({ approve }) });
-  const b = await r.json();
-  if (r.ok) location.href = b.redirect_to; else document.getElementById('msg').textContent = (b.error && b.error.message) || 'failed';
-}
-document.getElementById('approve').onclick = () => decide(true);
-document.getElementById('deny').onclick = () => decide(false);
-document.getElementById('signin').onclick = async () => {
-  const r = await fetch('/api/v1/auth/login', { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: document.getElementById('u').value, password: document.getElementById('p').value }) });
-  if (r.ok) me(); else document.getElementById('msg').textContent = 'sign-in failed';
-};
-me();
-</script></body>`;
 }

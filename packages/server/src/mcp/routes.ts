@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createAirlockMcpServer } from '@airlock/mcp';
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import { type AuthInfo, createMcpHandler, InMemoryServerEventBus } from '@modelcontextprotocol/server';
@@ -44,13 +44,23 @@ export async function registerMcpRoutes(ctx: ServerContext, app: FastifyInstance
     handler: async ({ principal }) => ({ actions: await listActionsFor(ctx, activeHub, principal!) }),
   });
 
+  // One key for the multi-round-trip state of approval elicitations on this instance; several
+  // instances behind a balancer share it through AIRLOCK_MCP_STATE_KEY (≥ 32 bytes).
+  const configuredKey = process.env['AIRLOCK_MCP_STATE_KEY'];
+  const stateKey =
+    configuredKey !== undefined && Buffer.byteLength(configuredKey) >= 32
+      ? new TextEncoder().encode(configuredKey)
+      : randomBytes(32);
   const bus = new InMemoryServerEventBus((err) => ctx.log.warn({ err }, 'mcp event listener failed'));
   const handler = createMcpHandler(
     async ({ authInfo }) => {
       const principal = (authInfo?.extra as { principal?: Principal } | undefined)?.principal;
       if (principal === undefined) throw new Error('unauthenticated MCP request');
       const actionTools = (authInfo?.extra as { actionTools?: boolean } | undefined)?.actionTools === true;
-      return createAirlockMcpServer(new ServerBackend(ctx, activeHub, async () => principal), { actionTools });
+      return createAirlockMcpServer(new ServerBackend(ctx, activeHub, async () => principal), {
+        actionTools,
+        stateKey,
+      });
     },
     { bus, onerror: (err) => ctx.log.debug({ err }, 'mcp request error') },
   );
@@ -154,7 +164,7 @@ async function surfaceFingerprint(ctx: ServerContext): Promise<string> {
   for (const p of packs) h.update(`p:${p.id}:${p.status}\n`);
   for (const r of runners)
     h.update(
-      `r:${r.id}:${r.status}:${activeHub?.isOnline(r.id) === true}:${createHash('sha256')
+      `r:${r.id}:${r.status}:${activeHub?.isOnline(r.id, r) === true}:${createHash('sha256')
         .update(r.state ?? '')
         .digest('hex')}\n`,
     );

@@ -128,17 +128,20 @@ export async function storePackFiles(
       f.sha256,
     ]),
   );
-  let stored = 0;
-  for (const f of files) {
-    if (listing.get(f.path) !== f.sha256) continue;
-    await db.kysely
-      .insertInto('pack_files')
-      .values({ pack_id: pack.id, path: f.path, sha256: f.sha256, content: f.content })
-      .onConflict((oc) => oc.columns(['pack_id', 'path']).doNothing())
-      .execute();
-    stored++;
-  }
-  return stored;
+  // One transaction: a reviewer sees all of a pack's files or none, and it costs one commit.
+  return db.kysely.transaction().execute(async (trx) => {
+    let stored = 0;
+    for (const f of files) {
+      if (listing.get(f.path) !== f.sha256) continue;
+      await trx
+        .insertInto('pack_files')
+        .values({ pack_id: pack.id, path: f.path, sha256: f.sha256, content: f.content })
+        .onConflict((oc) => oc.columns(['pack_id', 'path']).doNothing())
+        .execute();
+      stored++;
+    }
+    return stored;
+  });
 }
 
 /** One file's change between two pack versions. */

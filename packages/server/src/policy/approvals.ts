@@ -19,6 +19,7 @@ import type { Db } from '../db/database.js';
 import type { Role, RunApprovalsTable, RunsTable } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
 import type { RunnerHub } from '../runners/hub.js';
+import { approverKeyProblem, isGroupMember } from './approvers.js';
 import { verifyEd25519 } from './ed25519.js';
 import { approverProblem } from './engine.js';
 import { loadSettings } from './store.js';
@@ -36,7 +37,14 @@ export async function openApproval(
   runnerName: string,
   principal: Principal,
   risk: string,
-  d: { rule: string; approvers: number; approverRole: string; expiresInS: number; signatureRequired?: boolean },
+  d: {
+    rule: string;
+    approvers: number;
+    approverRole: string;
+    approverGroup?: string;
+    expiresInS: number;
+    signatureRequired?: boolean;
+  },
 ): Promise<RunApprovalsTable> {
   const now = Date.now();
   const expires = new Date(now + d.expiresInS * 1000).toISOString();
@@ -49,6 +57,7 @@ export async function openApproval(
     requester_user_id: principal.userId,
     approvers_required: d.approvers,
     approver_role: d.approverRole as Role,
+    approver_group: d.approverGroup ?? null,
     signature_required: d.signatureRequired === true ? 1 : 0,
     runner_name: runnerName,
     nonce: randomBytes(18).toString('base64url'),
@@ -72,6 +81,7 @@ export async function openApproval(
       risk,
       approvers: d.approvers,
       approver_role: d.approverRole,
+      approver_group: d.approverGroup ?? null,
       expires_at: expires,
       signature_required: d.signatureRequired === true,
     },
@@ -117,8 +127,11 @@ export function approvalSummary(run: RunsTable, a: RunApprovalsTable, votes: rea
     limits: JSON.parse(run.limits) as Record<string, number>,
     reason: redactor.redactLine(run.reason).text,
     requested_by: JSON.parse(run.requested_by) as Record<string, unknown>,
+    /** The person on whose authority the run was asked (also when asked with their key). */
+    requester_user_id: a.requester_user_id,
     approvers_required: a.approvers_required,
     approver_role: a.approver_role,
+    approver_group: a.approver_group ?? null,
     signature_required: a.signature_required === 1,
     expires_at: a.expires_at,
     created_at: a.created_at,
@@ -309,6 +322,8 @@ export async function voteOnRun(
   );
   if (problem !== undefined)
     return refuse(problem.startsWith('the requester') ? 'self_approval' : 'approver_role', problem);
+  if (a.approver_group != null && !(await isGroupMember(ctx.db, run.org_id, a.approver_group, principal.userId)))
+    return refuse('approver_group', `approving this run needs membership of approver group ${a.approver_group}`);
   if (loaded.votes.some((v) => v.approver_id === principal.userId))
     return refuse('already_voted', `${principal.username} already voted on run ${run.id}`, 409);
   let signature: string | null = null;
@@ -320,6 +335,8 @@ export async function voteOnRun(
         400,
       );
     }
+    const keyProblem = await approverKeyProblem(ctx.db, run.org_id, principal.userId, input.cert.cert.key_id);
+    if (keyProblem !== undefined) return refuse(keyProblem.code, keyProblem.message, 400);
     const settings = await loadSettings(ctx.db, run.org_id);
     const bad = checkSignature(settings.rootPublicKey, envelopeFor(run, a), input.signature, input.cert);
     if (bad !== undefined) return refuse('signature_invalid', bad, 400);

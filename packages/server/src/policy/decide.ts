@@ -20,6 +20,7 @@ export type PolicyDecision =
       readonly rule: string;
       readonly approvers: number;
       readonly approverRole: string;
+      readonly approverGroup?: string;
       readonly expiresInS: number;
       readonly signatureRequired?: boolean;
       readonly limits?: Record<string, number>;

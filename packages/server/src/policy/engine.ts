@@ -34,6 +34,8 @@ export interface PolicyRule {
   readonly decision: RuleDecision | null;
   readonly approvers?: number | undefined;
   readonly approverRole?: Role | undefined;
+  /** Approvers must also belong to this approver group (id). */
+  readonly approverGroup?: string | undefined;
   /** Upper bounds for limits (`timeout_s: 30`): requests are lowered into them. */
   readonly limits?: Readonly<Record<string, number>> | undefined;
   /** Argument → regular expression its value must fully match. */
@@ -88,6 +90,7 @@ export type Decision =
       readonly rule: string;
       readonly approvers: number;
       readonly approverRole: Role;
+      readonly approverGroup?: string;
       readonly expiresInS: number;
       readonly signatureRequired: boolean;
       readonly limits: Record<string, number>;
@@ -248,11 +251,13 @@ export function decide(input: DecisionInput): Decision {
   let rule: string;
   let approvers = 1;
   let approverRole: Role = 'admin';
+  let approverGroup: string | undefined;
   if (chosen !== undefined) {
     kind = chosen.decision!;
     rule = ruleName(chosen);
     approvers = chosen.approvers ?? 1;
     approverRole = chosen.approverRole ?? 'admin';
+    approverGroup = chosen.approverGroup;
   } else {
     kind = tier === 'destructive' ? 'require_approval' : 'allow';
     rule = `default:${input.risk}`;
@@ -280,6 +285,7 @@ export function decide(input: DecisionInput): Decision {
     rule,
     approvers: Math.max(1, approvers),
     approverRole,
+    ...(approverGroup === undefined ? {} : { approverGroup }),
     expiresInS: input.approvalTtlS,
     signatureRequired,
     limits,

@@ -215,6 +215,14 @@ for (const { name, create } of testDatabases()) {
       const refused = await run(agent, 'ops.look');
       assert.equal(refused.status, 403);
       assert.match(refused.body.error.message, /scope:user/);
+      // Runner lists and run history show only what is in scope.
+      const lister = apiClient(
+        srv.url,
+        await mintTestKey(srv.server.ctx.db, srv.server.bootstrap.orgId, agentUserId, ['runners:read', 'runs:read']),
+      );
+      assert.deepEqual((await lister('GET', '/api/v1/runners')).body.runners, []);
+      assert.deepEqual((await lister('GET', '/api/v1/runs')).body.runs, []);
+      assert.equal((await admin('GET', '/api/v1/runners')).body.runners.length, 1, 'admin has no scope');
       // The key tries to widen: it cannot.
       assert.equal(
         (await agent('PUT', `/api/v1/policy/scopes/keys/${agentKeyId}`, { selector: { env: 'prod' } })).status,
@@ -232,6 +240,8 @@ for (const { name, create } of testDatabases()) {
       await admin('PUT', `/api/v1/policy/scopes/keys/${agentKeyId}`, { selector: { env: 'prod' } });
       assert.equal((await admin('DELETE', '/api/v1/policy/scopes/users/agent-owner')).status, 204);
       assert.equal((await run(agent, 'ops.look')).status, 201);
+      assert.equal((await lister('GET', '/api/v1/runners')).body.runners.length, 1);
+      assert.ok((await lister('GET', '/api/v1/runs')).body.runs.length > 0);
     });
 
     test('approvals: pending, self-approval refused, quorum of two, runs, audit names requester, approvers, rule, result; webhook signed', async () => {
@@ -436,6 +446,104 @@ for (const { name, create } of testDatabases()) {
       const done = await final(r2.body.id);
       assert.equal(done.status, 'success', JSON.stringify(done));
       await admin('PUT', '/api/v1/policy/settings', { signed_tiers: [] });
+    });
+
+    test('approver groups: a rule names a group; only its members may vote; a group in use cannot be deleted', async () => {
+      const g = await admin('POST', '/api/v1/policy/approver-groups', { name: 'dba', members: ['bob'] });
+      assert.equal(g.status, 201, JSON.stringify(g.body));
+      assert.deepEqual(
+        g.body.members.map((m: { username: string }) => m.username),
+        ['bob'],
+      );
+      const badMember = await admin('POST', '/api/v1/policy/approver-groups', { name: 'x', members: ['nobody'] });
+      assert.equal(badMember.status, 400);
+      assert.equal(badMember.body.error.fields[0].field, 'body.members.0');
+      const badGroup = await admin('POST', '/api/v1/policy/rules', {
+        kind: 'override',
+        action: 'ops.touch',
+        decision: 'require_approval',
+        approver_group: 'nope',
+      });
+      assert.equal(badGroup.status, 400);
+      assert.equal(badGroup.body.error.fields[0].field, 'body.approver_group');
+      const rule = await admin('POST', '/api/v1/policy/rules', {
+        kind: 'override',
+        action: 'ops.touch',
+        decision: 'require_approval',
+        approver_role: 'admin',
+        approver_group: 'dba',
+      });
+      assert.equal(rule.status, 201, JSON.stringify(rule.body));
+      assert.equal(rule.body.approver_group, g.body.id);
+      const r = await run(agent, 'ops.touch', 'box-7');
+      assert.equal(r.body.status, 'pending_approval');
+      assert.equal((await admin('GET', `/api/v1/runs/${r.body.id}/approval`)).body.approver_group, g.body.id);
+      const outsider = await second('POST', `/api/v1/runs/${r.body.id}/approve`, { comment: 'not my team' });
+      assert.equal(outsider.status, 403);
+      assert.equal(outsider.body.error.code, 'approver_group');
+      const member = await third('POST', `/api/v1/runs/${r.body.id}/approve`, { comment: 'dba ok' });
+      assert.equal(member.status, 200, JSON.stringify(member.body));
+      assert.equal((await final(r.body.id)).status, 'success');
+      const inUse = await admin('DELETE', `/api/v1/policy/approver-groups/${g.body.id}`);
+      assert.equal(inUse.status, 409);
+      assert.equal((await admin('DELETE', `/api/v1/policy/rules/${rule.body.id}`)).status, 204);
+      assert.equal((await admin('DELETE', `/api/v1/policy/approver-groups/dba`)).status, 204);
+      const kinds = (await auditKinds(g.body.id)).map((e) => e.kind);
+      assert.deepEqual(kinds, ['approver_group.created', 'approver_group.deleted']);
+    });
+
+    test('approver keys: enroll a root-certified key; it signs only for its holder; revoked, it signs nothing', async () => {
+      await admin('PUT', '/api/v1/policy/settings', { signed_tiers: ['destructive'], root_public_key: root.publicKey });
+      try {
+        const key = generateSigningKey();
+        const now = Date.now();
+        const cert: ApproverCert = {
+          v: 1,
+          key_id: 'alice-2',
+          public_key: key.publicKey,
+          subject: 'alice',
+          not_before: new Date(now - 60_000).toISOString(),
+          not_after: new Date(now + 3600_000).toISOString(),
+        };
+        const signedCert = { cert, signature: signRaw(root.privateKey, root.publicKey, certBytes(cert)) };
+        const other = generateSigningKey();
+        const wrongRoot = await second('POST', '/api/v1/policy/approver-keys', {
+          cert: { cert, signature: signRaw(other.privateKey, other.publicKey, certBytes(cert)) },
+        });
+        assert.equal(wrongRoot.status, 400);
+        assert.equal(wrongRoot.body.error.fields[0].field, 'body.cert');
+        const enrolled = await second('POST', '/api/v1/policy/approver-keys', { cert: signedCert });
+        assert.equal(enrolled.status, 201, JSON.stringify(enrolled.body));
+        assert.equal(enrolled.body.state, 'active');
+        const sign = async (id: string) => {
+          const view = (await admin('GET', `/api/v1/runs/${id}/approval`)).body;
+          return {
+            comment: 'signed',
+            signature: signRaw(key.privateKey, key.publicKey, dispatchBytes(view.envelope)),
+            cert: signedCert,
+          };
+        };
+        // Bob holding alice's private key (stolen) cannot sign with her enrolled key.
+        const r1 = await run(agent, 'ops.wipe', 'box-3');
+        const stolen = await third('POST', `/api/v1/runs/${r1.body.id}/approve`, await sign(r1.body.id));
+        assert.equal(stolen.status, 400);
+        assert.equal(stolen.body.error.code, 'cert_not_yours');
+        const revoked = await second('POST', '/api/v1/policy/approver-keys/alice-2/revoke', { reason: 'laptop lost' });
+        assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+        assert.equal(revoked.body.state, 'revoked');
+        const late = await second('POST', `/api/v1/runs/${r1.body.id}/approve`, await sign(r1.body.id));
+        assert.equal(late.status, 400);
+        assert.equal(late.body.error.code, 'cert_revoked');
+        const again = await second('POST', '/api/v1/policy/approver-keys', { cert: signedCert });
+        assert.equal(again.status, 409, 'a revoked key cannot be enrolled again');
+        const list = (await admin('GET', '/api/v1/policy/approver-keys')).body.keys;
+        assert.equal(list.find((k: { key_id: string }) => k.key_id === 'alice-2').state, 'revoked');
+        const kinds = (await auditKinds(r1.body.id)).map((e) => e.kind);
+        assert.ok(kinds.filter((k) => k === 'run.approval_refused').length >= 2, kinds.join(','));
+        await admin('POST', `/api/v1/runs/${r1.body.id}/deny`, { comment: 'cleanup' });
+      } finally {
+        await admin('PUT', '/api/v1/policy/settings', { signed_tiers: [] });
+      }
     });
   });
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { type Principal, principalRecord } from '../auth/principal.js';
+import { leaderJob } from '../cluster/cluster.js';
 import type { ServerContext } from '../context.js';
 import type { Database, PolicyRulesTable, Role } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
@@ -10,6 +11,7 @@ import { activeHub } from '../runners/routes.js';
 import { parseState } from '../runners/runner-store.js';
 import { findRunner } from '../runs/run-service.js';
 import { expireApprovals } from './approvals.js';
+import { findGroup, registerApproverRoutes } from './approvers.js';
 import { evaluate } from './decide.js';
 import type { Tier } from './engine.js';
 import { grantView, loadScope, loadSettings, MAX_APPROVAL_TTL_S, ruleView } from './store.js';
@@ -54,6 +56,12 @@ const ruleBody = z
     decision: z.enum(['allow', 'require_approval', 'deny']).nullable().default(null),
     approvers: z.int().min(1).max(10).optional(),
     approver_role: role.optional(),
+    approver_group: z
+      .string()
+      .min(1)
+      .max(128)
+      .optional()
+      .describe('approvers must also be members of this group (id or name)'),
     limits: z
       .record(z.string().min(1).max(64), z.number().min(0))
       .optional()
@@ -101,6 +109,7 @@ function ruleRow(
   by: string,
   b: z.infer<typeof ruleBody>,
   createdAt: string,
+  approverGroup: string | null,
 ): PolicyRulesTable {
   const now = new Date().toISOString();
   return {
@@ -114,6 +123,7 @@ function ruleRow(
     decision: b.decision,
     approvers: b.approvers ?? null,
     approver_role: b.approver_role ?? null,
+    approver_group: approverGroup,
     limits: b.limits === undefined ? null : JSON.stringify(b.limits),
     pin_args: b.pin_args === undefined ? null : JSON.stringify(b.pin_args),
     comment: b.comment ?? null,
@@ -149,6 +159,18 @@ export async function registerPolicyRoutes(ctx: ServerContext): Promise<ModuleHa
       actor: principalRecord(p),
       data: { before: before ?? null, after: after ?? null, ...extra },
     });
+
+  /** The id of the approver group a rule names (by id or name), or a field error. */
+  const groupFor = async (orgId: string, name: string | undefined): Promise<string | null> => {
+    if (name === undefined) return null;
+    const g = await findGroup(db, orgId, name);
+    if (g === undefined)
+      throw ApiError.badRequest(`body.approver_group: no approver group ${JSON.stringify(name)}`, [
+        { field: 'body.approver_group', message: `no approver group ${JSON.stringify(name)}` },
+      ]);
+    return g.id;
+  };
+  registerApproverRoutes(ctx);
 
   // ---- rules
   routes.add({
@@ -195,7 +217,14 @@ export async function registerPolicyRoutes(ctx: ServerContext): Promise<ModuleHa
     status: 201,
     handler: async ({ principal, body }) => {
       const p = principal!;
-      const row = ruleRow(p.orgId, `rule_${randomUUID().slice(0, 8)}`, p.username, body, new Date().toISOString());
+      const row = ruleRow(
+        p.orgId,
+        `rule_${randomUUID().slice(0, 8)}`,
+        p.username,
+        body,
+        new Date().toISOString(),
+        await groupFor(p.orgId, body.approver_group),
+      );
       await db.kysely.insertInto('policy_rules').values(row).execute();
       await audit(p, 'policy.rule_created', row.id, null, ruleView(row));
       return ruleView(row);
@@ -219,7 +248,14 @@ export async function registerPolicyRoutes(ctx: ServerContext): Promise<ModuleHa
         .where('id', '=', params.id)
         .executeTakeFirst();
       if (old === undefined) throw ApiError.notFound('rule');
-      const row = ruleRow(p.orgId, old.id, old.created_by, body, old.created_at);
+      const row = ruleRow(
+        p.orgId,
+        old.id,
+        old.created_by,
+        body,
+        old.created_at,
+        await groupFor(p.orgId, body.approver_group),
+      );
       const { id: _id, org_id: _org, ...set } = row;
       await db.kysely.updateTable('policy_rules').set(set).where('id', '=', old.id).execute();
       await audit(p, 'policy.rule_updated', row.id, ruleView(old), ruleView(row));
@@ -611,20 +647,16 @@ export async function registerPolicyRoutes(ctx: ServerContext): Promise<ModuleHa
   });
 
   // ---- the expiry job: expired approvals fail closed
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    expireApprovals(ctx, hub)
-      .catch((e: unknown) => ctx.log.warn({ err: e }, 'approval expiry sweep failed'))
-      .finally(() => {
-        running = false;
-      });
-  }, sweepMs());
-  timer.unref();
+  // Leader-only: with several instances on one Postgres, one of them sweeps (cluster/).
+  const stopSweep = leaderJob(
+    ctx.cluster,
+    sweepMs(),
+    () => expireApprovals(ctx, hub),
+    (e: unknown) => ctx.log.warn({ err: e }, 'approval expiry sweep failed'),
+  );
   return {
     async close() {
-      clearInterval(timer);
+      stopSweep();
     },
   };
 }

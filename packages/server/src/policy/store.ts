@@ -29,6 +29,7 @@ export function ruleFromRow(r: PolicyRulesTable): PolicyRule {
     decision: r.decision,
     ...(r.approvers === null ? {} : { approvers: r.approvers }),
     ...(r.approver_role === null ? {} : { approverRole: r.approver_role }),
+    ...(r.approver_group == null ? {} : { approverGroup: r.approver_group }),
     ...(r.limits === null ? {} : { limits: parse(r.limits, {}) }),
     ...(r.pin_args === null ? {} : { pinArgs: parse(r.pin_args, {}) }),
   };
@@ -60,6 +61,7 @@ export function ruleView(r: PolicyRulesTable) {
     decision: r.decision,
     approvers: r.approvers,
     approver_role: r.approver_role,
+    approver_group: r.approver_group ?? null,
     limits: parse<Record<string, number> | null>(r.limits, null),
     pin_args: parse<Record<string, string> | null>(r.pin_args, null),
     comment: r.comment,

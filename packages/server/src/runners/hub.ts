@@ -11,14 +11,22 @@ import {
 } from '@airlock/core';
 import type { WebSocket } from 'ws';
 import { checkRunnerLogHead, mirrorRunnerEvent } from '../audit/runner-mirror.js';
+import type { ClusterNote } from '../cluster/notes.js';
 import type { ServerContext } from '../context.js';
 import type { RunnersTable, RunsTable } from '../db/schema.js';
 import { recordAdvertisedPacks, storePackFiles } from '../packs/pack-store.js';
 import { approvalForDispatch } from '../policy/approvals.js';
 import { isFinal, runView } from '../runs/run-view.js';
+import { killPoint } from './kill-point.js';
 
 /** Close codes the hub uses (4000–4999 are application codes). */
 export const CLOSE = { policy: 1008, replaced: 4409, revoked: 4403, unauthorized: 4401, idle: 4408 } as const;
+
+/**
+ * Error code a runner sends (with the request id, instead of `accepted`) when it refuses
+ * new work because it could not record it: its security log's disk is full or unwritable.
+ */
+export const RUNNER_REFUSED = 'runner_log_unavailable';
 
 /** A frame budget: after this many bad frames in a minute, the connection is closed. */
 const MAX_BAD_FRAMES = 10;
@@ -34,6 +42,16 @@ export type RunEvent =
       readonly partial: boolean;
     }
   | { readonly type: 'status'; readonly runId: string; readonly run: ReturnType<typeof runView> };
+
+/**
+ * A module serving another capability over runner connections (sandbox hosts): it gets the
+ * frames the hub does not handle itself and hears when a connection ends.
+ */
+export interface HubExtension {
+  /** Handle one frame; false when the type is not this extension's. */
+  onMessage(runner: RunnersTable, msg: WireMessage): Promise<boolean>;
+  onClose(runnerId: string): Promise<void>;
+}
 
 class RunnerSession {
   readonly sessionId = randomUUID();
@@ -102,10 +120,37 @@ export class RunnerHub {
       }
     }, hb);
     this.sweeper.unref();
+    ctx.cluster.onNote((note) => {
+      this.onNote(note).catch((e: unknown) => ctx.log.warn({ err: e, note: note.t }, 'cluster note failed'));
+    });
+    ctx.cluster.onResync(() => {
+      for (const s of this.sessions.values()) {
+        if (s.helloDone)
+          void this.sendPending(s).catch((e: unknown) => ctx.log.warn({ err: e }, 'cluster resync failed'));
+      }
+    });
   }
 
-  isOnline(runnerId: string): boolean {
-    return this.sessions.get(runnerId)?.helloDone === true;
+  /**
+   * Whether a runner is connected. Its session may live on another instance: with a shared
+   * database, pass the runner row and its stored status answers for the others.
+   */
+  isOnline(runnerId: string, row?: Pick<RunnersTable, 'status'>): boolean {
+    if (this.sessions.get(runnerId)?.helloDone === true) return true;
+    return this.ctx.cluster.shared && row?.status === 'online';
+  }
+
+  private readonly extensions: HubExtension[] = [];
+
+  /** Add a capability module (sandboxes). */
+  extend(ext: HubExtension): void {
+    this.extensions.push(ext);
+  }
+
+  /** Send a frame to a runner connected to this instance; false when it is not. */
+  sendTo(runnerId: string, msg: WireMessage): boolean {
+    const s = this.sessions.get(runnerId);
+    return s?.helloDone === true && s.send(msg);
   }
 
   onlineIds(): string[] {
@@ -126,32 +171,52 @@ export class RunnerHub {
         .catch((e: unknown) => {
           this.ctx.log.error({ err: e, runner: runner.id }, 'runner frame failed');
           session.badFrame('internal', 'the server could not process this frame');
+          // Most likely the database is unreachable. A result not stored is not acked and the
+          // runner re-sends its outbox only after a reconnect: close, so it reconnects and retries.
+          session.socket.close(1011, 'server error; reconnect and re-send');
         });
     });
     socket.on('close', () => {
       void chain.finally(async () => {
         if (this.sessions.get(runner.id) !== session) return;
         this.sessions.delete(runner.id);
+        for (const x of this.extensions)
+          await x.onClose(runner.id).catch((e: unknown) => this.ctx.log.warn({ err: e }, 'hub extension close failed'));
         await this.ctx.db.kysely
           .updateTable('runners')
-          .set({ status: 'offline', last_seen_at: new Date().toISOString() })
+          .set({ status: 'offline', last_seen_at: new Date().toISOString(), session_id: null, instance_id: null })
           .where('id', '=', runner.id)
           .where('status', '!=', 'revoked')
+          // The runner may already be back on another instance: only this session's mark is undone.
+          .where((eb) => eb.or([eb('session_id', '=', session.sessionId), eb('session_id', 'is', null)]))
           .execute()
           .catch((e: unknown) => this.ctx.log.warn({ err: e }, 'could not mark runner offline'));
+        if (session.helloDone) await this.rerouteDispatched(runner.id);
       });
     });
   }
 
-  /** Close a runner's connection at once (revocation). */
+  /** Close a runner's connection at once (revocation), on whichever instance holds it. */
   kick(runnerId: string, code: number, reason: string): void {
     this.sessions.get(runnerId)?.socket.close(code, reason);
+    void this.publish({ t: 'kick', r: runnerId, c: code });
   }
 
-  /** Send a run to its runner if connected; marks it dispatched. */
+  /**
+   * Send a run to its runner; marks it dispatched. When the runner's session is on another
+   * instance, a note routes it there and this returns false (the run stays queued until that
+   * instance sends it, or the runner's next hello picks it up).
+   */
   async dispatch(run: RunsTable): Promise<boolean> {
     const s = this.sessions.get(run.runner_id);
-    if (s === undefined || !s.helloDone) return false;
+    if (s === undefined || !s.helloDone) {
+      await this.publish({ t: 'dispatch', r: run.runner_id, id: run.id });
+      return false;
+    }
+    return this.dispatchOn(s, run);
+  }
+
+  private async dispatchOn(s: RunnerSession, run: RunsTable): Promise<boolean> {
     const principal = JSON.parse(run.requested_by) as { type: string; id: string; name?: string };
     // Approved runs carry who approved and, in signed tiers, the approver's signature.
     const approval = await approvalForDispatch(this.ctx.db, run);
@@ -185,9 +250,85 @@ export class RunnerHub {
     return ok;
   }
 
-  /** Ask the runner to cancel a run. */
+  /** Ask the runner to cancel a run, on whichever instance holds its session. */
   cancel(run: RunsTable, reason: string): boolean {
-    return this.sessions.get(run.runner_id)?.send({ type: 'cancel', request_id: run.id, reason }) ?? false;
+    const sent = this.sessions.get(run.runner_id)?.send({ type: 'cancel', request_id: run.id, reason }) ?? false;
+    if (!sent) void this.publish({ t: 'cancel', r: run.runner_id, id: run.id });
+    return sent;
+  }
+
+  /** A note from another instance (or this one, on the bus). */
+  private async onNote(n: ClusterNote): Promise<void> {
+    const mine = n.i === this.ctx.cluster.instanceId;
+    switch (n.t) {
+      case 'dispatch': {
+        const s = this.sessions.get(n.r);
+        if (s === undefined || !s.helloDone) return;
+        const run = await this.ctx.db.kysely.selectFrom('runs').selectAll().where('id', '=', n.id).executeTakeFirst();
+        if (run === undefined || run.runner_id !== n.r) return;
+        if (run.status !== 'queued' && run.status !== 'dispatched') return;
+        if (run.cancel_requested === 1)
+          s.send({ type: 'cancel', request_id: run.id, reason: 'cancelled before it reached the runner' });
+        else await this.dispatchOn(s, run);
+        return;
+      }
+      case 'cancel':
+        if (!mine) this.sessions.get(n.r)?.send({ type: 'cancel', request_id: n.id, reason: 'cancelled by request' });
+        return;
+      case 'kick':
+        if (!mine) this.sessions.get(n.r)?.socket.close(n.c, 'closed by the control plane');
+        return;
+      case 'session': {
+        const s = this.sessions.get(n.r);
+        if (!mine && s !== undefined && s.sessionId !== n.s)
+          s.socket.close(CLOSE.replaced, 'replaced by a newer connection on another instance');
+        return;
+      }
+      case 'output': {
+        if (mine || this.events.listenerCount(`run:${n.id}`) === 0) return;
+        const l = await this.ctx.db.kysely
+          .selectFrom('run_output')
+          .selectAll()
+          .where('run_id', '=', n.id)
+          .where('seq', '=', n.q)
+          .executeTakeFirst();
+        if (l !== undefined)
+          this.events.emit(`run:${n.id}`, {
+            type: 'output',
+            runId: n.id,
+            seq: l.seq,
+            stream: l.stream,
+            line: l.line,
+            partial: l.partial === 1,
+          } satisfies RunEvent);
+        return;
+      }
+      case 'status':
+        if (!mine && this.events.listenerCount(`run:${n.id}`) > 0) await this.emitStatusHere(n.id);
+        return;
+    }
+  }
+
+  private async publish(note: Parameters<ServerContext['cluster']['publish']>[0]): Promise<void> {
+    await this.ctx.cluster
+      .publish(note)
+      .catch((e: unknown) => this.ctx.log.warn({ err: e, note: note.t }, 'cluster: could not publish a note'));
+  }
+
+  /**
+   * A session closed: runs sent on it but never accepted may be lost in its socket. If the
+   * runner is already back on another instance, a note has that instance send them again
+   * (the runner's outbox and dedup ring make a duplicate harmless).
+   */
+  private async rerouteDispatched(runnerId: string): Promise<void> {
+    const rows = await this.ctx.db.kysely
+      .selectFrom('runs')
+      .select('id')
+      .where('runner_id', '=', runnerId)
+      .where('status', '=', 'dispatched')
+      .execute()
+      .catch(() => []);
+    for (const r of rows) await this.publish({ t: 'dispatch', r: runnerId, id: r.id });
   }
 
   async handle(s: RunnerSession, msg: WireMessage): Promise<void> {
@@ -227,6 +368,7 @@ export class RunnerHub {
           line: msg.line,
           partial: msg.partial === true,
         } satisfies RunEvent);
+        await this.publish({ t: 'output', id: run.id, q: msg.seq });
         return;
       }
       case 'result':
@@ -253,10 +395,49 @@ export class RunnerHub {
           { runner: s.runner.id, code: msg.code, request: msg.request_id },
           `runner reported: ${msg.message}`,
         );
+        if (msg.code === RUNNER_REFUSED && msg.request_id !== undefined)
+          await this.onRefused(s, msg.request_id, msg.message);
         return;
       default:
+        for (const x of this.extensions) if (await x.onMessage(s.runner, msg)) return;
         s.badFrame('invalid_message', `a runner may not send ${msg.type}`);
     }
+  }
+
+  /**
+   * The runner refused a request because it cannot record it (its security log is not
+   * writable, e.g. the disk is full). Before `accepted` nothing ran; the run ends `error`
+   * with the runner's message, recorded in the server's audit log.
+   */
+  private async onRefused(s: RunnerSession, requestId: string, message: string): Promise<void> {
+    const run = await this.runFor(s, requestId);
+    if (run === undefined) return;
+    const res = await this.ctx.db.kysely
+      .updateTable('runs')
+      .set({
+        status: 'error',
+        finished_at: new Date().toISOString(),
+        error_code: RUNNER_REFUSED,
+        error_message: message.slice(0, 4000),
+      })
+      .where('id', '=', run.id)
+      // `running`: the attempt ran but the runner could not log it (the disk filled meanwhile).
+      .where('status', 'in', ['queued', 'dispatched', 'running'])
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) !== 1) return;
+    await this.ctx.audit.record({
+      orgId: run.org_id,
+      id: run.id,
+      kind: 'run.result',
+      actor: { type: 'runner', id: s.runner.id, name: s.runner.name },
+      runner: s.runner.id,
+      action: run.action,
+      packHash: run.pack_hash,
+      status: 'error',
+      error: { code: RUNNER_REFUSED, message: message.slice(0, 4000) },
+      data: { refused_before_accept: run.status !== 'running' },
+    });
+    await this.emitStatus(run.id);
   }
 
   private async runFor(s: RunnerSession, requestId: string): Promise<RunsTable | undefined> {
@@ -276,7 +457,14 @@ export class RunnerHub {
     const state = { packs: msg.packs, capabilities: msg.capabilities, labels: msg.labels ?? {} };
     await db.kysely
       .updateTable('runners')
-      .set({ status: 'online', version: msg.version, state: JSON.stringify(state), last_seen_at: now })
+      .set({
+        status: 'online',
+        version: msg.version,
+        state: JSON.stringify(state),
+        last_seen_at: now,
+        session_id: s.sessionId,
+        instance_id: this.ctx.cluster.instanceId,
+      })
       .where('id', '=', s.runner.id)
       .execute();
     const fresh = await recordAdvertisedPacks(db, this.ctx.audit, s.runner.org_id, s.runner.id, msg.packs);
@@ -284,6 +472,7 @@ export class RunnerHub {
     const first = !s.helloDone;
     s.helloDone = true;
     if (first) {
+      await this.publish({ t: 'session', r: s.runner.id, s: s.sessionId });
       s.send({
         type: 'welcome',
         protocol: PROTOCOL_VERSION,
@@ -314,8 +503,12 @@ export class RunnerHub {
         paths: files.map((f) => f.path),
       });
     }
-    // Runs waiting for this runner: queued, or dispatched before a disconnect and never accepted.
-    const pending = await db.kysely
+    await this.sendPending(s);
+  }
+
+  /** Runs waiting for this runner: queued, or dispatched before a disconnect and never accepted. */
+  private async sendPending(s: RunnerSession): Promise<void> {
+    const pending = await this.ctx.db.kysely
       .selectFrom('runs')
       .selectAll()
       .where('runner_id', '=', s.runner.id)
@@ -326,13 +519,14 @@ export class RunnerHub {
       if (run.status === 'running' && run.cancel_requested !== 1) continue; // its result comes from the outbox
       if (run.cancel_requested === 1)
         s.send({ type: 'cancel', request_id: run.id, reason: 'cancelled while the runner was away' });
-      else await this.dispatch(run);
+      else await this.dispatchOn(s, run);
     }
   }
 
   private async onResult(s: RunnerSession, msg: ResultMessage): Promise<void> {
     const run = await this.runFor(s, msg.request_id);
     if (run === undefined) return;
+    let recorded = false;
     if (!isFinal(run.status)) {
       const finishedAt = msg.finished_at ?? new Date().toISOString();
       // Guarded on "not final yet": a result re-sent after a reconnect changes nothing.
@@ -355,29 +549,59 @@ export class RunnerHub {
         .where('status', 'not in', ['success', 'failure', 'validation_failed', 'error', 'timeout', 'cancelled'])
         .executeTakeFirst();
       if (Number(res.numUpdatedRows) === 1) {
-        if (msg.audit_event !== undefined)
-          await mirrorRunnerEvent(this.ctx, s.runner.org_id, s.runner.id, msg.audit_event);
-        await this.ctx.audit.record({
-          orgId: run.org_id,
-          id: run.id,
-          kind: 'run.result',
-          actor: { type: 'runner', id: s.runner.id, name: s.runner.name },
-          runner: s.runner.id,
-          action: run.action,
-          packHash: run.pack_hash,
-          status: msg.status,
-          exitCode: msg.exit_code,
-          durationMs: Math.round(msg.duration_ms),
-          error: msg.error ?? null,
-          data: { runner_event: msg.audit_hash, truncated: msg.truncated, clamped: msg.clamped },
-        });
+        killPoint('server_after_finalise_before_audit');
+        await this.recordResult(s, run, msg);
+        recorded = true;
         await this.emitStatus(run.id);
       }
     }
+    // A re-sent result for a final run: if this server died between finalising the run and
+    // recording its audit events, they are recorded now, so the result is never unaudited.
+    if (!recorded && !(await this.resultRecorded(run.id))) {
+      const fresh = await this.ctx.db.kysely.selectFrom('runs').selectAll().where('id', '=', run.id).executeTakeFirst();
+      if (fresh !== undefined && isFinal(fresh.status) && fresh.audit_hash === msg.audit_hash)
+        await this.recordResult(s, run, msg);
+    }
+    killPoint('server_after_result_before_ack');
     s.send({ type: 'ack', request_id: run.id });
   }
 
+  private async resultRecorded(runId: string): Promise<boolean> {
+    const row = await this.ctx.db.kysely
+      .selectFrom('audit_events')
+      .select('seq')
+      .where('id', '=', runId)
+      .where('kind', '=', 'run.result')
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Mirror the runner's event and append the server's `run.result` event. */
+  private async recordResult(s: RunnerSession, run: RunsTable, msg: ResultMessage): Promise<void> {
+    if (msg.audit_event !== undefined) await mirrorRunnerEvent(this.ctx, s.runner.org_id, s.runner.id, msg.audit_event);
+    await this.ctx.audit.record({
+      orgId: run.org_id,
+      id: run.id,
+      kind: 'run.result',
+      actor: { type: 'runner', id: s.runner.id, name: s.runner.name },
+      runner: s.runner.id,
+      action: run.action,
+      packHash: run.pack_hash,
+      status: msg.status,
+      exitCode: msg.exit_code,
+      durationMs: Math.round(msg.duration_ms),
+      error: msg.error ?? null,
+      data: { runner_event: msg.audit_hash, truncated: msg.truncated, clamped: msg.clamped },
+    });
+  }
+
+  /** Tell live views of a run, on every instance, that its status changed. */
   async emitStatus(runId: string): Promise<void> {
+    await this.emitStatusHere(runId);
+    await this.publish({ t: 'status', id: runId });
+  }
+
+  private async emitStatusHere(runId: string): Promise<void> {
     const row = await this.ctx.db.kysely.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
     if (row !== undefined)
       this.events.emit(`run:${runId}`, { type: 'status', runId, run: runView(row) } satisfies RunEvent);

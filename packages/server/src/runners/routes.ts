@@ -1,10 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { principalRecord } from '../auth/principal.js';
+import { startInstanceLiveness } from '../cluster/instances.js';
+import { startRequeueSweep } from '../cluster/requeue.js';
 import type { ServerContext } from '../context.js';
 import { ApiError } from '../http/api-error.js';
 import type { ModuleHandle } from '../modules.js';
 import { registerPackRoutes } from '../packs/routes.js';
+import { runnerVisibility } from '../policy/visibility.js';
 import { registerRunRoutes } from '../runs/routes.js';
 import { CLOSE, RunnerHub } from './hub.js';
 import { createRunner, redeemBootstrapKey, runnerForToken, runnerView } from './runner-store.js';
@@ -95,7 +98,9 @@ export async function registerRunnerModule(
         .where('org_id', '=', principal!.orgId)
         .orderBy('name')
         .execute();
-      return { runners: rows.map((r) => runnerView(r, hub.isOnline(r.id))) };
+      // Only the runners inside the caller's runner scope (user scope ∩ key scope).
+      const visible = await runnerVisibility(ctx, principal!);
+      return { runners: rows.filter(visible).map((r) => runnerView(r, hub.isOnline(r.id, r))) };
     },
   });
 
@@ -114,7 +119,7 @@ export async function registerRunnerModule(
         .where('id', '=', params.id)
         .executeTakeFirst();
       if (row === undefined) throw ApiError.notFound('runner');
-      return runnerView(row, hub.isOnline(row.id));
+      return runnerView(row, hub.isOnline(row.id, row));
     },
   });
 
@@ -183,5 +188,13 @@ export async function registerRunnerModule(
 
   registerRunRoutes(ctx, hub);
   registerPackRoutes(ctx);
-  return { close: () => hub.close() };
+  const stopLiveness = startInstanceLiveness(ctx);
+  const stopRequeue = startRequeueSweep(ctx);
+  return {
+    async close() {
+      stopRequeue();
+      await hub.close();
+      await stopLiveness();
+    },
+  };
 }

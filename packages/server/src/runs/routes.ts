@@ -3,6 +3,7 @@ import type { ServerContext } from '../context.js';
 import type { RunsTable } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
 import { approvalSummary, envelopeFor, loadApproval, voteOnRun } from '../policy/approvals.js';
+import { visibleRunnerIds } from '../policy/visibility.js';
 import type { RunEvent, RunnerHub } from '../runners/hub.js';
 import { cancelRun, createRun } from './run-service.js';
 import { FINAL_STATUSES, isFinal, runView } from './run-view.js';
@@ -58,6 +59,9 @@ export function registerRunRoutes(ctx: ServerContext, hub: RunnerHub): void {
     }),
     handler: async ({ principal, query }) => {
       let q = db.kysely.selectFrom('runs').selectAll().where('org_id', '=', principal!.orgId);
+      // History only for runners inside the caller's runner scope.
+      const scoped = await visibleRunnerIds(ctx, principal!);
+      if (scoped !== undefined) q = q.where('runner_id', 'in', scoped.length > 0 ? scoped : ['']);
       if (query.status !== undefined) q = q.where('status', '=', query.status);
       if (query.runner !== undefined) q = q.where('runner_id', '=', query.runner);
       if (query.action !== undefined) q = q.where('action', '=', query.action);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AirlockServer, createServer } from '../app.js';
 import { serverConfig } from '../config.js';
+import type { ServerConfig } from '../context.js';
 
 export interface TestServer {
   readonly server: AirlockServer;
@@ -14,11 +15,24 @@ export interface TestServer {
 }
 
 /** Start a server for a test. `database` is a SQLite path or postgres:// URL (see testDatabases). */
-export async function startTestServer(database: string, home?: string): Promise<TestServer> {
+export async function startTestServer(
+  database: string,
+  home?: string,
+  overrides: Partial<ServerConfig> = {},
+): Promise<TestServer> {
   const dir = home ?? mkdtempSync(join(tmpdir(), 'airlock-srv-'));
-  const server = await createServer(
-    serverConfig({ listen: '127.0.0.1:0', home: dir, database, logLevel: process.env['AIRLOCK_TEST_LOG'] ?? 'silent' }),
-  );
+  const server = await createServer({
+    ...serverConfig({
+      listen: '127.0.0.1:0',
+      home: dir,
+      database,
+      logLevel: process.env['AIRLOCK_TEST_LOG'] ?? 'silent',
+    }),
+    // Tests talk only to loopback, so their webhook receivers are opted in (the SSRF suite
+    // overrides this to check the default refusal).
+    webhookAllow: ['127.0.0.0/8', '::1/128'],
+    ...overrides,
+  });
   const url = await server.listen();
   return {
     server,

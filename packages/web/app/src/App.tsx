@@ -2,12 +2,15 @@ import { type ReactNode, useCallback, useEffect, useMemo, useState } from 'react
 import { ApiError, api, loadRouteSet, type Me, type Permission, setCsrfToken, setUnauthorizedHandler } from './api';
 import { Link, navigate, type Session, SessionContext, useLocation } from './lib';
 import { ActionsPage } from './pages/Actions';
+import { ApprovalsPage } from './pages/Approvals';
 import { AuditPage } from './pages/Audit';
-import { NotInBuildPage } from './pages/NotInBuild';
+import { ConsentPage } from './pages/Consent';
 import { OverviewPage } from './pages/Overview';
 import { PackDetailPage, PacksPage } from './pages/Packs';
+import { PoliciesPage } from './pages/Policies';
 import { RunnerDetailPage, RunnersPage } from './pages/Runners';
 import { RunDetailPage, RunsPage } from './pages/Runs';
+import { SandboxesPage } from './pages/Sandboxes';
 import { SettingsPage } from './pages/Settings';
 import { SignInPage } from './pages/SignIn';
 
@@ -45,10 +48,11 @@ const NAV: NavItem[] = [
   { to: '/', label: 'Overview' },
   { to: '/runs', label: 'Runs', perm: 'runs:read' },
   { to: '/actions', label: 'Actions', perm: 'runners:read' },
-  { to: '/approvals', label: 'Approvals' },
+  { to: '/approvals', label: 'Approvals', perm: 'runs:read' },
   { to: '/runners', label: 'Runners', perm: 'runners:read' },
+  { to: '/sandboxes', label: 'Sandboxes', perm: 'runs:read' },
   { to: '/packs', label: 'Packs & trust', perm: 'packs:read' },
-  { to: '/policies', label: 'Policies & grants' },
+  { to: '/policies', label: 'Policies & grants', perm: 'runs:read' },
   { to: '/audit', label: 'Audit', perm: 'audit:read' },
   { to: '/settings', label: 'Settings' },
 ];
@@ -72,14 +76,16 @@ function Route({ path }: { path: string }): ReactNode {
       return <ActionsPage selected={seg[1]} />;
     case 'audit':
       return <AuditPage />;
+    case 'sandboxes':
+      return <SandboxesPage />;
     case 'settings':
       return <SettingsPage />;
     case 'approvals':
-      return <NotInBuildPage title="Approvals" route="GET /api/v1/approvals" what="The approval queue" />;
+      return <ApprovalsPage />;
     case 'policies':
-      return (
-        <NotInBuildPage title="Policies & grants" route="GET /api/v1/policies" what="Policies, grants and overrides" />
-      );
+      return <PoliciesPage />;
+    case 'consent':
+      return <ConsentPage request={new URLSearchParams(location.search).get('request') ?? ''} />;
     default:
       return (
         <div className="empty">

@@ -246,3 +246,111 @@ export async function loadRouteSet(): Promise<Set<string>> {
     for (const m of Object.keys(ops)) set.add(`${m.toUpperCase()} ${p}`);
   return set;
 }
+
+/** A run held for approval, as approvers see it (arguments and reason redacted). */
+export interface Approval {
+  run_id: string;
+  state: 'pending' | 'approved' | 'denied' | 'expired';
+  rule: string;
+  risk: string;
+  action: string;
+  runner: { id: string; name: string };
+  args: Record<string, unknown>;
+  limits: Record<string, number>;
+  reason: string;
+  requested_by: Record<string, unknown>;
+  requester_user_id: string;
+  approvers_required: number;
+  approver_role: string;
+  approver_group: string | null;
+  signature_required: boolean;
+  expires_at: string;
+  created_at: string;
+  decided_at: string | null;
+  votes: { approver: { id: string; name: string }; vote: string; comment: string; signed: boolean; at: string }[];
+}
+
+export type RuleDecision = 'allow' | 'require_approval' | 'deny';
+export interface PolicyRule {
+  id: string;
+  kind: 'tier' | 'override';
+  priority: number;
+  tier: string | null;
+  action: string | null;
+  selector: Record<string, string>;
+  decision: RuleDecision | null;
+  approvers: number | null;
+  approver_role: string | null;
+  approver_group: string | null;
+  limits: Record<string, number> | null;
+  pin_args: Record<string, string> | null;
+  comment: string | null;
+  created_by: string;
+  updated_at: string;
+}
+export interface PolicySettings {
+  signed_tiers: Risk[];
+  root_public_key: string | null;
+  webhook_url: string | null;
+  webhook_secret_set: boolean;
+  approval_ttl_s: number;
+}
+export interface Grant {
+  id: string;
+  subject: { type: 'user' | 'api_key'; id: string };
+  action: string;
+  selector: Record<string, string>;
+  arg_constraints: Record<string, string>;
+  max_uses: number | null;
+  uses: number;
+  expires_at: string | null;
+  revoked_at: string | null;
+  comment: string | null;
+  created_by: string;
+  created_at: string;
+}
+export interface Explanation {
+  decision: RuleDecision;
+  rule: string;
+  risk: string;
+  offered: boolean;
+  message?: string;
+  approvers?: number;
+  approver_role?: string;
+  signature_required?: boolean;
+  limits?: Record<string, number>;
+  grant?: string;
+  trace?: string[];
+}
+export interface ApproverKey {
+  key_id: string;
+  user: { id: string; username: string | null };
+  subject: string;
+  public_key: string;
+  not_after: string;
+  enrolled_at: string;
+  revoked_at: string | null;
+  state: 'active' | 'expired' | 'revoked';
+}
+export interface ApproverGroup {
+  id: string;
+  name: string;
+  members: { id: string; username: string | null }[];
+}
+export interface OAuthAuthorization {
+  id: string;
+  client: { id: string; name: string };
+  user: { id: string; username: string | null };
+  scopes: string[];
+  created_at: string;
+  last_refreshed_at: string;
+  state: 'active' | 'expired' | 'revoked';
+}
+export interface OAuthRequest {
+  id: string;
+  client: { id: string; name: string; redirect_uri: string; redirect_host: string };
+  scopes: string[];
+  resource: string;
+  expires_at: string;
+  decided: boolean;
+}

@@ -151,7 +151,8 @@ export function shortHash(h: string | null | undefined): string {
 export function principalName(p: { type: string; id: string; name?: string } | null | undefined): string {
   if (p === null || p === undefined) return '—';
   const who = p.name ?? p.id;
-  return p.type === 'user' ? who : `${who} (${p.type.replace('_', ' ')})`;
+  // Recorded names of keys and OAuth clients already say what they are ("alice (key)").
+  return p.type === 'user' || who.endsWith(')') ? who : `${who} (${p.type.replace('_', ' ')})`;
 }
 
 // ---------------------------------------------------------------- components
@@ -316,5 +317,54 @@ export function PageHeader({ title, children, sub }: { title: string; children?:
       </div>
       {children !== undefined && <div className="page-actions">{children}</div>}
     </div>
+  );
+}
+
+/**
+ * A table with its column headers (the last one may be a screen-reader-only label for a column
+ * of row buttons), inside the keyboard-reachable scroll wrapper.
+ */
+export function DataTable({
+  label,
+  columns,
+  buttons,
+  children,
+}: {
+  label: string;
+  columns: readonly string[];
+  /** Screen-reader name of a last column holding row buttons (Revoke, Delete…). */
+  buttons?: string;
+  children: ReactNode;
+}) {
+  return (
+    <TableWrap label={label}>
+      <table>
+        <thead>
+          <tr>
+            {columns.map((c) => (
+              <th key={c} scope="col">
+                {c}
+              </th>
+            ))}
+            {buttons !== undefined && (
+              <th scope="col">
+                <span className="sr-only">{buttons}</span>
+              </th>
+            )}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </TableWrap>
+  );
+}
+
+/** A small danger button for one row ("Revoke", "Delete"), named for screen readers by what it acts on. */
+export function RowButton({ label, what, onClick }: { label: string; what: string; onClick: () => void }) {
+  return (
+    <button type="button" className="btn btn-small btn-danger" onClick={onClick}>
+      {label}
+      <span className="sr-only"> {what}</span>
+    </button>
   );
 }

@@ -6,8 +6,16 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { defaultRunnerConfig, type RunningRunner, redeemBootstrapKey, startRunner } from '@airlock/runner';
-import { startTestServer, type TestServer } from '@airlock/server/testing';
+import { certBytes } from '@airlock/core';
+import {
+  defaultRunnerConfig,
+  generateSigningKey,
+  type RunningRunner,
+  redeemBootstrapKey,
+  signRaw,
+  startRunner,
+} from '@airlock/runner';
+import { apiClient, mintTestKey, ownerId, startTestServer, type TestServer } from '@airlock/server/testing';
 import type { Page } from 'playwright-core';
 import { WEB_ASSETS_DIR, webAssetsBuilt } from '../index.js';
 import { type Browser, launchBrowser, repoRoot, screenshot, seriousViolations } from './browser.js';
@@ -256,11 +264,226 @@ describe('dashboard end to end (headless Chromium)', { timeout: 240_000 }, () =>
     assert.equal(await page.getByTestId('new-api-key').count(), 0, 'the key is shown once');
   });
 
-  test('pages not in this build say so instead of failing', async () => {
+  // ---- policy, approvals, grants, signing, consent ----
+
+  /** Sign out (when signed in) and sign in as someone else through the sign-in page. */
+  const signInAs = async (username: string, password: string): Promise<void> => {
+    await go('/');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.locator('#username').waitFor();
+    await page.fill('#username', username);
+    await page.fill('#password', password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+  };
+  let adminApi: ReturnType<typeof apiClient>;
+  const BOB = { username: 'bob', password: 'bob-approves-1234' };
+
+  test('policy: a rule gates an action; self-approval is refused; a second user approves', async () => {
+    const { db } = srv.server.ctx;
+    const orgId = srv.server.bootstrap.orgId;
+    adminApi = apiClient(
+      srv.url,
+      await mintTestKey(db, orgId, await ownerId(db, orgId), [
+        'runs:read',
+        'runs:write',
+        'runners:read',
+        'users:read',
+        'users:write',
+      ]),
+    );
+    const bob = await adminApi('POST', '/api/v1/users', { ...BOB, role: 'admin' });
+    assert.equal(bob.status, 201, JSON.stringify(bob.body));
+
+    await go('/policies');
+    // A bad pattern is explained at the field before anything is sent.
+    await page.locator('#rule-kind').selectOption('override');
+    await page.fill('#rule-action', 'Not An Action!');
+    await page.getByRole('button', { name: 'Add rule' }).click();
+    await page.locator('#rule-action-error').waitFor();
+    await page.fill('#rule-action', 'showcase.echo');
+    await page.fill('#rule-comment', 'echo needs a second pair of eyes');
+    await page.getByRole('button', { name: 'Add rule' }).click();
+    await page.locator('tr[data-rule]', { hasText: 'showcase.echo' }).waitFor();
+
+    const run = await adminApi('POST', '/api/v1/runs', {
+      runner: 'web-1',
+      action: 'showcase.echo',
+      args: { message: 'approved by bob' },
+      reason: 'e2e: needs approval',
+    });
+    assert.equal(run.status, 201, JSON.stringify(run.body));
+    assert.equal(run.body.status, 'pending_approval');
+    const runId = run.body.id as string;
+
     await go('/approvals');
-    // Either "not available in this build" or, once the server has the API, a pointer to it.
-    await page.locator('.empty h2').waitFor();
-    assert.equal(await page.locator('.alert-bad').count(), 0);
+    const card = page.locator(`article[data-run="${runId}"]`);
+    await card.getByText('You asked for this run').waitFor();
+    await card.getByRole('button', { name: 'Approve' }).click();
+    await card.getByText('the requester cannot approve their own run').waitFor();
+    await screenshot(page, 'approvals');
+    await checkA11y('approvals');
+
+    await signInAs(BOB.username, BOB.password);
+    await page.getByRole('navigation', { name: 'Primary' }).getByRole('link', { name: 'Approvals' }).click();
+    const bobCard = page.locator(`article[data-run="${runId}"]`);
+    await bobCard.locator('input[id$="-comment"]').fill('looked at it: harmless echo');
+    await bobCard.getByRole('button', { name: 'Approve' }).click();
+    await page.getByTestId('decided').getByText('Approved: showcase.echo').waitFor();
+    await go(`/runs/${runId}`);
+    await page.locator('.status-line .badge', { hasText: 'success' }).waitFor({ timeout: 20_000 });
+    await page.getByTestId('run-output').getByText('approved by bob').waitFor();
+    const approval = await adminApi('GET', `/api/v1/runs/${runId}/approval`);
+    assert.equal(approval.body.state, 'approved');
+    assert.deepEqual(
+      approval.body.votes.map((v: { approver: { name: string } }) => v.approver.name),
+      ['bob'],
+    );
+  });
+
+  test('grants: a grant lets the run through; after revoking it in the dashboard the next run needs approval again', async () => {
+    await go('/policies');
+    await page.locator('#grant-subject').selectOption('bob');
+    await page.fill('#grant-action', 'showcase.echo');
+    await page.fill('#grant-uses', '5');
+    await page.getByRole('button', { name: 'Grant', exact: true }).click();
+    const row = page.locator('tr[data-grant][data-state="active"]', { hasText: 'showcase.echo' }).first();
+    await row.waitFor();
+    const grantId = (await row.getAttribute('data-grant')) ?? '';
+    const grantRow = page.locator(`tr[data-grant="${grantId}"]`);
+
+    const { db } = srv.server.ctx;
+    const orgId = srv.server.bootstrap.orgId;
+    const bobId = (
+      await db.kysely.selectFrom('users').select('id').where('username', '=', 'bob').executeTakeFirstOrThrow()
+    ).id;
+    const bobApi = apiClient(srv.url, await mintTestKey(db, orgId, bobId, ['runs:read', 'runs:write']));
+    const ask = () =>
+      bobApi('POST', '/api/v1/runs', {
+        runner: 'web-1',
+        action: 'showcase.echo',
+        args: { message: 'hi' },
+        reason: 'e2e grant',
+      });
+    const first = await ask();
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    assert.notEqual(first.body.status, 'pending_approval', 'the grant lets it through');
+    await grantRow.getByText('1 of 5').waitFor();
+
+    // Explain says the same, naming the grant.
+    await page.fill('#explain-user', 'bob');
+    await page.locator('#explain-runner').selectOption('web-1');
+    await page.fill('#explain-action', 'showcase.echo');
+    await page.fill('#explain-args', '{"message": "hi"}');
+    await page.getByRole('button', { name: 'Explain', exact: true }).click();
+    await page.getByTestId('explain-result').getByText(`grant:${grantId}`).first().waitFor();
+
+    await grantRow.getByRole('button', { name: /^Revoke/ }).click();
+    await page.locator(`tr[data-grant="${grantId}"][data-state="revoked"]`).waitFor();
+    const second = await ask();
+    assert.equal(second.status, 201, JSON.stringify(second.body));
+    assert.equal(second.body.status, 'pending_approval', 'without the grant the rule asks again');
+    await page.getByRole('button', { name: 'Explain', exact: true }).click();
+    await page.getByTestId('explain-result').getByText('require approval').waitFor();
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await screenshot(page, 'policies');
+    await checkA11y('policies');
+  });
+
+  test('signed dispatch: an approver key made in the browser (WebCrypto Ed25519) signs the approval', async () => {
+    // The organisation root key is offline in real life; here the test holds it.
+    const root = generateSigningKey();
+    const set = await adminApi('PUT', '/api/v1/policy/settings', {
+      root_public_key: root.publicKey,
+      signed_tiers: ['read'],
+    });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    try {
+      await go('/settings');
+      await page.getByRole('button', { name: 'Make a signing key in this browser' }).click();
+      const publicKey = ((await page.getByTestId('browser-public-key').textContent()) ?? '').trim();
+      assert.match(publicKey, /^[A-Za-z0-9_-]{43}$/);
+      const now = Date.now();
+      const cert = {
+        v: 1 as const,
+        key_id: 'ak_browser1',
+        public_key: publicKey,
+        subject: 'bob',
+        not_before: new Date(now - 60_000).toISOString(),
+        not_after: new Date(now + 8 * 3_600_000).toISOString(),
+      };
+      const signed = { cert, signature: signRaw(root.privateKey, root.publicKey, certBytes(cert)) };
+      await page.fill('#approver-cert', JSON.stringify(signed, null, 2));
+      await page.getByRole('button', { name: 'Enroll key' }).click();
+      const keyRow = page.locator('tr[data-approver-key="ak_browser1"]');
+      await keyRow.getByText('active').waitFor();
+      await screenshot(page, 'approver-keys');
+      await checkA11y('settings-approver-keys');
+
+      const run = await adminApi('POST', '/api/v1/runs', {
+        runner: 'web-1',
+        action: 'showcase.date',
+        args: {},
+        reason: 'e2e: signed tier',
+      });
+      assert.equal(run.body.status, 'pending_approval', JSON.stringify(run.body));
+      await go('/approvals');
+      const card = page.locator(`article[data-run="${run.body.id}"]`);
+      await card.locator('select[id$="-key"]').waitFor(); // the browser's keys are loaded
+      await card.getByRole('button', { name: 'Sign and approve' }).click();
+      await page.getByTestId('decided').getByText('Approved: showcase.date').waitFor();
+      await go(`/runs/${run.body.id}`);
+      await page.locator('.status-line .badge', { hasText: 'success' }).waitFor({ timeout: 20_000 });
+      const approval = await adminApi('GET', `/api/v1/runs/${run.body.id}/approval`);
+      assert.equal(approval.body.votes[0].signed, true, 'the vote carries the browser signature');
+
+      // Revoked at once: the same key cannot sign the next one.
+      await go('/settings');
+      await keyRow.getByRole('button', { name: /^Revoke/ }).click();
+      await keyRow.getByText('revoked').waitFor();
+    } finally {
+      await adminApi('PUT', '/api/v1/policy/settings', { signed_tiers: [] });
+    }
+  });
+
+  test('OAuth consent for an MCP client is a dashboard page; approving returns a code to the client', async () => {
+    const callback = 'http://127.0.0.1:9/callback';
+    const reg = await fetch(url('/oauth/register'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client_name: 'e2e agent', redirect_uris: [callback] }),
+    });
+    assert.equal(reg.status, 201);
+    const clientId = ((await reg.json()) as { client_id: string }).client_id;
+    const authorize = new URL(url('/oauth/authorize'));
+    for (const [k, v] of Object.entries({
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: callback,
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+      state: 'st-1',
+      scope: 'runs:read runners:read',
+    }))
+      authorize.searchParams.set(k, v);
+    const seen: string[] = [];
+    await page.route('http://127.0.0.1:9/**', async (route) => {
+      seen.push(route.request().url());
+      await route.fulfill({ status: 200, contentType: 'text/plain', body: 'back at the client' });
+    });
+    await page.goto(authorize.toString());
+    await page.getByRole('heading', { name: 'Authorize an MCP client' }).waitFor();
+    await page.getByTestId('consent-client').getByText('e2e agent').waitFor();
+    await page.getByTestId('consent-scopes').getByText('runners:read').waitFor();
+    await screenshot(page, 'consent');
+    await checkA11y('consent');
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await page.getByText('back at the client').waitFor();
+    const back = new URL(seen[0] ?? '');
+    assert.equal(back.searchParams.get('state'), 'st-1');
+    assert.match(back.searchParams.get('code') ?? '', /^[A-Za-z0-9_-]{20,}$/);
+    assert.equal(back.searchParams.get('iss'), new URL(srv.url).origin);
+    await page.unroute('http://127.0.0.1:9/**');
   });
 
   test('dark theme, phone width, keyboard navigation', async () => {

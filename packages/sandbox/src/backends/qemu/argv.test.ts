@@ -35,9 +35,9 @@ describe('QEMU command line (security-visible: pinned)', () => {
       '-drive', 'id=pack,file=/img/packs/python.squashfs,if=none,format=raw,readonly=on',
       '-device', 'virtio-blk-device,drive=pack',
       '-device', 'virtio-serial-device,max_ports=2',
-      '-chardev', 'socket,id=ctl,path=/run/al/sb_0123456789ab/ctl.sock,server=on,wait=off',
+      '-chardev', 'socket,id=ctl,path=/run/al/sb_0123456789ab/run/ctl.sock,server=on,wait=off',
       '-device', 'virtserialport,chardev=ctl,name=airlock.ctl',
-      '-qmp', 'unix:/run/al/sb_0123456789ab/qmp.sock,server=on,wait=off',
+      '-qmp', 'unix:/run/al/sb_0123456789ab/run/qmp.sock,server=on,wait=off',
     ]);
   });
 

@@ -8,9 +8,30 @@ export interface Accel {
   readonly tscKhz?: number;
 }
 
-/** Socket and log paths of one QEMU sandbox, all inside its runtime directory. */
-export function qemuPaths(dir: string): { ctl: string; qmp: string; log: string } {
-  return { ctl: join(dir, 'ctl.sock'), qmp: join(dir, 'qmp.sock'), log: join(dir, 'qemu.log') };
+/**
+ * Paths of one QEMU sandbox inside its runtime directory. The sockets live in
+ * `run/`, the only directory the jailed monitor may write (and the only one of
+ * the runtime directory it sees); the log and the adoption record stay outside it.
+ */
+export function qemuPaths(dir: string): {
+  run: string;
+  ctl: string;
+  qmp: string;
+  incoming: string;
+  outgoing: string;
+  log: string;
+  jailRoot: string;
+} {
+  const run = join(dir, 'run');
+  return {
+    run,
+    ctl: join(run, 'ctl.sock'),
+    qmp: join(run, 'qmp.sock'),
+    incoming: join(run, 'in.sock'),
+    outgoing: join(run, 'out.sock'),
+    log: join(dir, 'qemu.log'),
+    jailRoot: join(dir, 'jail'),
+  };
 }
 
 /**
@@ -27,6 +48,9 @@ export function qemuPaths(dir: string): { ctl: string; qmp: string; log: string 
  */
 export function qemuArgv(spec: LaunchSpec, accel: Accel): string[] {
   const p = qemuPaths(spec.dir);
+  // A restore takes the saved state over a Unix socket in run/ (QEMU 7.2 has no file:
+  // URI, and exec: would need the spawning that -sandbox forbids); it starts running once loaded.
+  const incoming = spec.restoreFrom ? ['-incoming', `unix:${p.incoming}`] : [];
   const cmdline = [
     'console=ttyS0',
     'quiet',
@@ -59,6 +83,7 @@ export function qemuArgv(spec: LaunchSpec, accel: Accel): string[] {
     '-chardev', `socket,id=ctl,path=${p.ctl},server=on,wait=off`,
     '-device', 'virtserialport,chardev=ctl,name=airlock.ctl',
     '-qmp', `unix:${p.qmp},server=on,wait=off`,
+    ...incoming,
   ];
 }
 

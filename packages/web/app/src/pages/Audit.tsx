@@ -2,6 +2,7 @@ import { type FormEvent, useState } from 'react';
 import { ApiError, type AuditEvent, api, saveBlob } from '../api';
 import {
   Badge,
+  DataTable,
   Empty,
   ErrorBox,
   Field,
@@ -10,7 +11,6 @@ import {
   PageHeader,
   principalName,
   shortHash,
-  TableWrap,
   Time,
   usePoll,
   useSession,
@@ -202,31 +202,16 @@ export function AuditPage() {
           <p>Change or clear the filters.</p>
         </Empty>
       ) : (
-        <TableWrap label="Audit events">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">#</th>
-                <th scope="col">When</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Who</th>
-                <th scope="col">Runner</th>
-                <th scope="col">Status</th>
-                <th scope="col">Detail</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((e) => (
-                <AuditRow
-                  key={e.seq}
-                  e={e}
-                  open={open === e.seq}
-                  toggle={() => setOpen(open === e.seq ? undefined : e.seq)}
-                />
-              ))}
-            </tbody>
-          </table>
-        </TableWrap>
+        <DataTable label="Audit events" columns={['#', 'When', 'Kind', 'Who', 'Runner', 'Status', 'Detail']}>
+          {list.map((e) => (
+            <AuditRow
+              key={e.seq}
+              e={e}
+              open={open === e.seq}
+              toggle={() => setOpen(open === e.seq ? undefined : e.seq)}
+            />
+          ))}
+        </DataTable>
       )}
     </>
   );

@@ -59,7 +59,7 @@ export function OverviewPage() {
   const approvals = usePoll(
     () =>
       approvalsAvailable
-        ? api<{ approvals?: unknown[] }>('GET', '/api/v1/approvals?status=pending')
+        ? api<{ approvals?: unknown[] }>('GET', '/api/v1/approvals?state=pending')
         : Promise.resolve(undefined),
     [approvalsAvailable],
     5000,

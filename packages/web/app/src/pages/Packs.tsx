@@ -1,7 +1,9 @@
 import { type FormEvent, useState } from 'react';
 import { type ApiError, api, type Pack, type PackDetail, type Runner } from '../api';
+import { Segmented } from '../forms';
 import {
   Badge,
+  DataTable,
   Empty,
   ErrorBox,
   Field,
@@ -9,7 +11,6 @@ import {
   Loading,
   PageHeader,
   shortHash,
-  TableWrap,
   Time,
   usePoll,
   useSession,
@@ -38,15 +39,14 @@ export function PacksPage() {
         title="Packs & trust"
         sub="A runner only runs actions of a pack whose exact content hash you trust. New or changed packs wait here for review."
       />
-      <fieldset className="segmented">
-        <legend className="sr-only">Show</legend>
-        {(['all', 'pending', 'trusted', 'rejected'] as const).map((f) => (
-          <label key={f} className={filter === f ? 'active' : ''}>
-            <input type="radio" name="pack-filter" value={f} checked={filter === f} onChange={() => setFilter(f)} />
-            {f === 'pending' ? `awaiting trust (${pendingCount})` : f}
-          </label>
-        ))}
-      </fieldset>
+      <Segmented
+        name="pack-filter"
+        legend="Show"
+        value={filter}
+        onChange={setFilter}
+        options={['all', 'pending', 'trusted', 'rejected'] as const}
+        label={(f) => (f === 'pending' ? `awaiting trust (${pendingCount})` : f)}
+      />
       <ErrorBox error={packs.error} title="Could not load packs" />
       {packs.loading ? (
         <Loading what="packs" />
@@ -58,48 +58,34 @@ export function PacksPage() {
           </p>
         </Empty>
       ) : (
-        <TableWrap label="Pack versions">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Pack</th>
-                <th scope="col">Version</th>
-                <th scope="col">Hash</th>
-                <th scope="col">Trust</th>
-                <th scope="col">First seen</th>
-                <th scope="col">Decided</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((p) => (
-                <tr key={p.id} data-pack={p.name} data-status={p.status}>
-                  <td>
-                    <Link to={`/packs/${p.id}`}>{p.name}</Link>
-                  </td>
-                  <td>{p.version}</td>
-                  <td>
-                    <code title={p.hash}>{shortHash(p.hash)}</code>
-                  </td>
-                  <td>
-                    <Badge value={p.status} label={p.status === 'pending' ? 'awaiting trust' : p.status} />
-                  </td>
-                  <td>
-                    <Time iso={p.first_seen_at} /> <span className="muted">on {runnerName(p.first_seen_runner)}</span>
-                  </td>
-                  <td>
-                    {p.decided_at === null ? (
-                      <span className="muted">—</span>
-                    ) : (
-                      <>
-                        {p.decided_by} · <Time iso={p.decided_at} />
-                      </>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </TableWrap>
+        <DataTable label="Pack versions" columns={['Pack', 'Version', 'Hash', 'Trust', 'First seen', 'Decided']}>
+          {list.map((p) => (
+            <tr key={p.id} data-pack={p.name} data-status={p.status}>
+              <td>
+                <Link to={`/packs/${p.id}`}>{p.name}</Link>
+              </td>
+              <td>{p.version}</td>
+              <td>
+                <code title={p.hash}>{shortHash(p.hash)}</code>
+              </td>
+              <td>
+                <Badge value={p.status} label={p.status === 'pending' ? 'awaiting trust' : p.status} />
+              </td>
+              <td>
+                <Time iso={p.first_seen_at} /> <span className="muted">on {runnerName(p.first_seen_runner)}</span>
+              </td>
+              <td>
+                {p.decided_at === null ? (
+                  <span className="muted">—</span>
+                ) : (
+                  <>
+                    {p.decided_by} · <Time iso={p.decided_at} />
+                  </>
+                )}
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </>
   );

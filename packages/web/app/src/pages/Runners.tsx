@@ -1,8 +1,10 @@
 import { type FormEvent, useState } from 'react';
 import { type ApiError, api, type Pack, type Runner } from '../api';
+import { parsePairs } from '../forms';
 import {
   Badge,
   CopyButton,
+  DataTable,
   describedBy,
   Empty,
   ErrorBox,
@@ -26,19 +28,6 @@ interface Created {
   command: string;
 }
 
-function parseLabels(text: string): { labels: Record<string, string>; error?: string } {
-  const labels: Record<string, string> = {};
-  for (const part of text
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean)) {
-    const m = /^([^=\s]+)\s*=\s*(.*)$/.exec(part);
-    if (m === null) return { labels, error: `"${part}" is not key=value` };
-    labels[m[1]!] = m[2]!;
-  }
-  return { labels };
-}
-
 function CreateRunner({ onCreated, onCancel }: { onCreated: (c: Created) => void; onCancel: () => void }) {
   const [name, setName] = useState('');
   const [labels, setLabels] = useState('');
@@ -47,7 +36,7 @@ function CreateRunner({ onCreated, onCancel }: { onCreated: (c: Created) => void
   const [busy, setBusy] = useState(false);
   async function submit(e: FormEvent): Promise<void> {
     e.preventDefault();
-    const l = parseLabels(labels);
+    const l = parsePairs(labels);
     const errs: { name?: string; labels?: string } = {};
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name))
       errs.name = 'use 1-63 letters, digits, dot, dash or underscore, starting with a letter or digit';
@@ -57,7 +46,7 @@ function CreateRunner({ onCreated, onCancel }: { onCreated: (c: Created) => void
     setBusy(true);
     setError(undefined);
     try {
-      onCreated(await api<Created>('POST', '/api/v1/runners', { name, labels: l.labels }));
+      onCreated(await api<Created>('POST', '/api/v1/runners', { name, labels: l.pairs }));
     } catch (err) {
       setError(err as ApiError);
     } finally {
@@ -180,38 +169,24 @@ export function RunnersPage() {
           <p>Create a runner, then start it on a host with the one-time command it shows.</p>
         </Empty>
       ) : (
-        <TableWrap label="Runners">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Status</th>
-                <th scope="col">Labels</th>
-                <th scope="col">Version</th>
-                <th scope="col">Last seen</th>
-                <th scope="col">Packs</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((r) => (
-                <tr key={r.id} data-runner={r.name}>
-                  <td>
-                    <Link to={`/runners/${r.id}`}>{r.name}</Link>
-                  </td>
-                  <td>
-                    <Badge value={r.status} />
-                  </td>
-                  <td>
-                    <Labels labels={r.labels} />
-                  </td>
-                  <td>{r.version ?? <span className="muted">—</span>}</td>
-                  <td>{r.online ? 'now' : <Time iso={r.last_seen_at} />}</td>
-                  <td>{r.packs.length}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </TableWrap>
+        <DataTable label="Runners" columns={['Name', 'Status', 'Labels', 'Version', 'Last seen', 'Packs']}>
+          {list.map((r) => (
+            <tr key={r.id} data-runner={r.name}>
+              <td>
+                <Link to={`/runners/${r.id}`}>{r.name}</Link>
+              </td>
+              <td>
+                <Badge value={r.status} />
+              </td>
+              <td>
+                <Labels labels={r.labels} />
+              </td>
+              <td>{r.version ?? <span className="muted">—</span>}</td>
+              <td>{r.online ? 'now' : <Time iso={r.last_seen_at} />}</td>
+              <td>{r.packs.length}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </>
   );

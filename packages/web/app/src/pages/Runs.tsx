@@ -1,7 +1,17 @@
 import { useEffect, useRef, useState } from 'react';
-import { type ApiError, api, FINAL_STATUSES, isFinal, type OutputLine, type Run, type Runner } from '../api';
+import {
+  type ApiError,
+  type Approval,
+  api,
+  FINAL_STATUSES,
+  isFinal,
+  type OutputLine,
+  type Run,
+  type Runner,
+} from '../api';
 import {
   Badge,
+  DataTable,
   duration,
   Empty,
   ErrorBox,
@@ -11,11 +21,11 @@ import {
   PageHeader,
   principalName,
   shortHash,
-  TableWrap,
   Time,
   usePoll,
   useSession,
 } from '../lib';
+import { ApprovalCard } from './Approvals';
 
 const STATUSES = ['queued', 'dispatched', 'running', ...FINAL_STATUSES];
 
@@ -75,42 +85,27 @@ export function RunsPage() {
           </p>
         </Empty>
       ) : (
-        <TableWrap label="Runs">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Action</th>
-                <th scope="col">Status</th>
-                <th scope="col">Runner</th>
-                <th scope="col">Asked by</th>
-                <th scope="col">Reason</th>
-                <th scope="col">Requested</th>
-                <th scope="col">Duration</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((r) => (
-                <tr key={r.id}>
-                  <td>
-                    <Link to={`/runs/${r.id}`}>{r.action}</Link>
-                  </td>
-                  <td>
-                    <Badge value={r.status} />
-                  </td>
-                  <td>{runnerName(r.runner_id)}</td>
-                  <td>{principalName(r.requested_by)}</td>
-                  <td className="truncate" title={r.reason}>
-                    {r.reason}
-                  </td>
-                  <td>
-                    <Time iso={r.created_at} />
-                  </td>
-                  <td>{duration(r.duration_ms)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </TableWrap>
+        <DataTable label="Runs" columns={['Action', 'Status', 'Runner', 'Asked by', 'Reason', 'Requested', 'Duration']}>
+          {list.map((r) => (
+            <tr key={r.id}>
+              <td>
+                <Link to={`/runs/${r.id}`}>{r.action}</Link>
+              </td>
+              <td>
+                <Badge value={r.status} />
+              </td>
+              <td>{runnerName(r.runner_id)}</td>
+              <td>{principalName(r.requested_by)}</td>
+              <td className="truncate" title={r.reason}>
+                {r.reason}
+              </td>
+              <td>
+                <Time iso={r.created_at} />
+              </td>
+              <td>{duration(r.duration_ms)}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </>
   );
@@ -160,6 +155,13 @@ function useRunStream(
   return { lines, live, connected, ended };
 }
 
+/** A run waiting for approval: the approver's card right on the run page (where MCP clients send people). */
+function PendingApproval({ runId, onDecided }: { runId: string; onDecided: () => void }) {
+  const a = usePoll(() => api<Approval>('GET', `/api/v1/runs/${encodeURIComponent(runId)}/approval`), [runId], 5000);
+  if (a.data === undefined) return null;
+  return <ApprovalCard a={a.data} onDecided={onDecided} />;
+}
+
 export function RunDetailPage({ id }: { id: string }) {
   const s = useSession();
   const run = usePoll(() => api<Run>('GET', `/api/v1/runs/${encodeURIComponent(id)}`), [id], 5000);
@@ -204,6 +206,7 @@ export function RunDetailPage({ id }: { id: string }) {
         )}
       </PageHeader>
       <ErrorBox error={cancelErr} title="Could not cancel" />
+      {r.status === 'pending_approval' && <PendingApproval runId={r.id} onDecided={run.reload} />}
       <div className="status-line" role="status" aria-live="polite">
         <Badge value={r.status} />{' '}
         {final ? (

@@ -1,19 +1,20 @@
 import { type FormEvent, useState } from 'react';
 import { type ApiError, type ApiKey, api, type Permission, type User } from '../api';
+import { FormError, SelectField, ShownOnce, TextField, useAction } from '../forms';
 import {
   Badge,
-  CopyButton,
-  describedBy,
+  DataTable,
   ErrorBox,
-  Field,
   Loading,
   NotAvailable,
   PageHeader,
-  TableWrap,
+  RowButton,
   Time,
   usePoll,
   useSession,
 } from '../lib';
+import { ApproverKeys } from './ApproverKeys';
+import { OAuthClients, Webhooks } from './Integrations';
 
 const ALL_SCOPES: Permission[] = [
   'runs:read',
@@ -32,54 +33,43 @@ function PasswordForm() {
   const s = useSession();
   const [current, setCurrent] = useState('');
   const [next, setNext] = useState('');
-  const [error, setError] = useState<ApiError>();
   const [done, setDone] = useState(false);
-  async function submit(e: FormEvent): Promise<void> {
-    e.preventDefault();
-    setError(undefined);
+  const act = useAction(async () => {
     setDone(false);
-    try {
-      await api('POST', '/api/v1/auth/password', { current, new: next });
-      setCurrent('');
-      setNext('');
-      setDone(true);
-      await s.refreshMe();
-    } catch (err) {
-      setError(err as ApiError);
-    }
-  }
-  const curErr = error?.fieldMessage('current');
-  const newErr = error?.fieldMessage('new');
+    await api('POST', '/api/v1/auth/password', { current, new: next });
+    setCurrent('');
+    setNext('');
+    setDone(true);
+    await s.refreshMe();
+  });
   return (
-    <form className="panel" onSubmit={(e) => void submit(e)} aria-labelledby="pw-h">
+    <form className="panel" onSubmit={act.submit} aria-labelledby="pw-h">
       <h2 id="pw-h">Your password</h2>
-      {error !== undefined && error.fields.length === 0 && <ErrorBox error={error} title="Password not changed" />}
+      <FormError error={act.error} title="Password not changed" fields={['current', 'new']} />
       {done && (
         <p className="alert alert-ok" role="status">
           Password changed. Your other sessions were signed out.
         </p>
       )}
       <div className="form-row">
-        <Field id="pw-current" label="Current password" error={curErr}>
-          <input
-            id="pw-current"
-            type="password"
-            autoComplete="current-password"
-            value={current}
-            onChange={(e) => setCurrent(e.target.value)}
-            {...describedBy('pw-current', false, curErr)}
-          />
-        </Field>
-        <Field id="pw-new" label="New password" error={newErr}>
-          <input
-            id="pw-new"
-            type="password"
-            autoComplete="new-password"
-            value={next}
-            onChange={(e) => setNext(e.target.value)}
-            {...describedBy('pw-new', false, newErr)}
-          />
-        </Field>
+        <TextField
+          id="pw-current"
+          label="Current password"
+          type="password"
+          autoComplete="current-password"
+          value={current}
+          onChange={setCurrent}
+          error={act.field('current')}
+        />
+        <TextField
+          id="pw-new"
+          label="New password"
+          type="password"
+          autoComplete="new-password"
+          value={next}
+          onChange={setNext}
+          error={act.field('new')}
+        />
       </div>
       <button type="submit" className="btn btn-primary">
         Change password
@@ -130,18 +120,16 @@ function ApiKeys() {
       <h2 id="keys-h">API keys</h2>
       <p className="muted">For scripts, CI and the MCP bridge. A key can never do more than you can.</p>
       {created !== undefined && (
-        <div className="panel panel-highlight" role="status">
-          <p>
-            <strong>Key “{created.name}” created.</strong> Copy it now — it is shown only this once.
-          </p>
-          <div className="codeline">
-            <code data-testid="new-api-key">{created.token}</code>
-            <CopyButton text={created.token} />
-          </div>
-          <button type="button" className="btn btn-small" onClick={() => setCreated(undefined)}>
-            I have saved it
-          </button>
-        </div>
+        <ShownOnce
+          title={
+            <>
+              <strong>Key “{created.name}” created.</strong> Copy it now — it is shown only this once.
+            </>
+          }
+          secret={created.token}
+          testId="new-api-key"
+          onDone={() => setCreated(undefined)}
+        />
       )}
       {s.can('keys:write') && (
         <form onSubmit={(e) => void submit(e)} noValidate aria-label="Create an API key">
@@ -149,23 +137,22 @@ function ApiKeys() {
             <ErrorBox error={error} title="Could not create the key" />
           )}
           <div className="form-row">
-            <Field id="key-name" label="Name" hint="What uses it, e.g. ci-deploy." error={nameErr}>
-              <input
-                id="key-name"
-                value={name}
-                onChange={(e) => setName(e.target.value)}
-                {...describedBy('key-name', true, nameErr)}
-              />
-            </Field>
-            <Field id="key-days" label="Expires in (days)" error={daysErr}>
-              <input
-                id="key-days"
-                inputMode="numeric"
-                value={days}
-                onChange={(e) => setDays(e.target.value)}
-                {...describedBy('key-days', false, daysErr)}
-              />
-            </Field>
+            <TextField
+              id="key-name"
+              label="Name"
+              hint="What uses it, e.g. ci-deploy."
+              value={name}
+              onChange={setName}
+              error={nameErr}
+            />
+            <TextField
+              id="key-days"
+              label="Expires in (days)"
+              inputMode="numeric"
+              value={days}
+              onChange={setDays}
+              error={daysErr}
+            />
           </div>
           <fieldset className="scopes" aria-describedby={scopeErr === undefined ? undefined : 'key-scopes-error'}>
             <legend>Scopes</legend>
@@ -196,54 +183,39 @@ function ApiKeys() {
       ) : (keys.data?.keys.length ?? 0) === 0 ? (
         <p className="muted">No API keys yet.</p>
       ) : (
-        <TableWrap label="API keys">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Prefix</th>
-                <th scope="col">Owner</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Expires</th>
-                <th scope="col">
-                  <span className="sr-only">Revoke</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {keys.data?.keys.map((k) => (
-                <tr key={k.id}>
-                  <td>{k.name}</td>
-                  <td>
-                    <code>{k.prefix}</code>
-                  </td>
-                  <td>{k.user.username}</td>
-                  <td className="small">{k.scopes.join(' ')}</td>
-                  <td>
-                    <Time iso={k.last_used_at} />
-                  </td>
-                  <td>
-                    {k.revoked_at !== null ? (
-                      <Badge value="revoked" />
-                    ) : k.expires_at === null ? (
-                      'never'
-                    ) : (
-                      new Date(k.expires_at).toLocaleDateString()
-                    )}
-                  </td>
-                  <td>
-                    {k.revoked_at === null && (
-                      <button type="button" className="btn btn-small btn-danger" onClick={() => void revoke(k.id)}>
-                        Revoke<span className="sr-only"> key {k.name}</span>
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </TableWrap>
+        <DataTable
+          label="API keys"
+          columns={['Name', 'Prefix', 'Owner', 'Scopes', 'Last used', 'Expires']}
+          buttons="Revoke"
+        >
+          {keys.data?.keys.map((k) => (
+            <tr key={k.id}>
+              <td>{k.name}</td>
+              <td>
+                <code>{k.prefix}</code>
+              </td>
+              <td>{k.user.username}</td>
+              <td className="small">{k.scopes.join(' ')}</td>
+              <td>
+                <Time iso={k.last_used_at} />
+              </td>
+              <td>
+                {k.revoked_at !== null ? (
+                  <Badge value="revoked" />
+                ) : k.expires_at === null ? (
+                  'never'
+                ) : (
+                  new Date(k.expires_at).toLocaleDateString()
+                )}
+              </td>
+              <td>
+                {k.revoked_at === null && (
+                  <RowButton label="Revoke" what={`key ${k.name}`} onClick={() => void revoke(k.id)} />
+                )}
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </section>
   );
@@ -284,35 +256,32 @@ function Users() {
     <section className="panel" aria-labelledby="users-h">
       <h2 id="users-h">Users and roles</h2>
       {created !== undefined && (
-        <div className="panel panel-highlight" role="status">
-          <p>
-            <strong>{created.username}</strong> can sign in with this one-time password (shown once); they choose their
-            own after signing in.
-          </p>
-          <div className="codeline">
-            <code>{created.password}</code>
-            <CopyButton text={created.password} />
-          </div>
-        </div>
+        <ShownOnce
+          title={
+            <>
+              <strong>{created.username}</strong> can sign in with this one-time password (shown once); they choose
+              their own after signing in.
+            </>
+          }
+          secret={created.password}
+          onDone={() => setCreated(undefined)}
+        />
       )}
       {s.can('users:write') && (
         <form onSubmit={(e) => void submit(e)} noValidate aria-label="Add a user" className="form-row">
-          <Field id="user-name" label="Username" error={userErr}>
-            <input
-              id="user-name"
-              value={username}
-              onChange={(e) => setUsername(e.target.value)}
-              {...describedBy('user-name', false, userErr)}
-            />
-          </Field>
-          <Field id="user-role" label="Role">
-            <select id="user-role" value={role} onChange={(e) => setRole(e.target.value as User['role'])}>
-              <option value="viewer">viewer — read only</option>
-              <option value="operator">operator — run actions</option>
-              <option value="admin">admin — manage runners, packs, users</option>
-              <option value="owner">owner</option>
-            </select>
-          </Field>
+          <TextField id="user-name" label="Username" value={username} onChange={setUsername} error={userErr} />
+          <SelectField
+            id="user-role"
+            label="Role"
+            value={role}
+            onChange={setRole}
+            options={[
+              ['viewer', 'viewer — read only'],
+              ['operator', 'operator — run actions'],
+              ['admin', 'admin — manage runners, packs, users'],
+              ['owner', 'owner'],
+            ]}
+          />
           <div className="button-row align-end">
             <button type="submit" className="btn btn-primary">
               Add user
@@ -324,49 +293,34 @@ function Users() {
       {users.loading ? (
         <Loading what="users" />
       ) : (
-        <TableWrap label="Users">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">User</th>
-                <th scope="col">Role</th>
-                <th scope="col">State</th>
-                <th scope="col">Created</th>
-                <th scope="col">
-                  <span className="sr-only">Change</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {users.data?.users.map((u) => (
-                <tr key={u.id}>
-                  <td>{u.username}</td>
-                  <td>{u.role}</td>
-                  <td>
-                    {u.disabled ? (
-                      <Badge value="revoked" label="disabled" />
-                    ) : u.must_change_password ? (
-                      <Badge value="pending" label="one-time password" />
-                    ) : (
-                      <Badge value="success" label="active" />
-                    )}
-                  </td>
-                  <td>
-                    <Time iso={u.created_at} />
-                  </td>
-                  <td>
-                    {s.can('users:write') && u.id !== s.me.user.id && (
-                      <button type="button" className="btn btn-small" onClick={() => void setDisabled(u, !u.disabled)}>
-                        {u.disabled ? 'Enable' : 'Disable'}
-                        <span className="sr-only"> {u.username}</span>
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </TableWrap>
+        <DataTable label="Users" columns={['User', 'Role', 'State', 'Created']} buttons="Change">
+          {users.data?.users.map((u) => (
+            <tr key={u.id}>
+              <td>{u.username}</td>
+              <td>{u.role}</td>
+              <td>
+                {u.disabled ? (
+                  <Badge value="revoked" label="disabled" />
+                ) : u.must_change_password ? (
+                  <Badge value="pending" label="one-time password" />
+                ) : (
+                  <Badge value="success" label="active" />
+                )}
+              </td>
+              <td>
+                <Time iso={u.created_at} />
+              </td>
+              <td>
+                {s.can('users:write') && u.id !== s.me.user.id && (
+                  <button type="button" className="btn btn-small" onClick={() => void setDisabled(u, !u.disabled)}>
+                    {u.disabled ? 'Enable' : 'Disable'}
+                    <span className="sr-only"> {u.username}</span>
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </section>
   );
@@ -383,10 +337,9 @@ export function SettingsPage() {
       {s.me.kind === 'user' && s.has('POST /api/v1/auth/password') && <PasswordForm />}
       {s.has('GET /api/v1/api-keys') ? <ApiKeys /> : <NotAvailable what="API keys" />}
       {s.has('GET /api/v1/users') && s.can('users:read') && <Users />}
-      <section className="panel" aria-labelledby="more-h">
-        <h2 id="more-h">Approver keys, OAuth clients, webhooks</h2>
-        <p className="muted">Not available in this build: the control plane does not offer these APIs yet.</p>
-      </section>
+      {s.has('GET /api/v1/policy/approver-keys') && <ApproverKeys />}
+      {s.has('GET /api/v1/oauth/authorizations') && <OAuthClients />}
+      {s.has('PUT /api/v1/policy/settings') && s.can('users:write') && <Webhooks />}
     </>
   );
 }

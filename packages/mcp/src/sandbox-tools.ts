@@ -1,0 +1,270 @@
+import type { CallToolResult, McpServer, ServerContext } from '@modelcontextprotocol/server';
+import { z } from 'zod';
+import type { SandboxApi, SandboxExecInfo, SandboxInfo } from './backend.js';
+
+type ToolError = (err: unknown) => CallToolResult;
+
+const idField = z.string().min(1).max(64).describe('sandbox id (sbx_…), from sandbox_create or sandbox_list');
+
+function json(value: Record<string, unknown>, text: string): CallToolResult {
+  return { content: [{ type: 'text', text }], structuredContent: value };
+}
+
+function describe(s: SandboxInfo): string {
+  return `${s.id} (${s.language_pack}, ${s.state}, host ${s.host.name ?? s.host.id}, ${s.limits.memory_mb} MiB, expires ${s.expires_at})`;
+}
+
+function execText(r: SandboxExecInfo): string {
+  const head = `exit code ${r.exit_code}${r.timed_out ? ' (timed out)' : ''}${r.truncated ? ', output truncated' : ''}, ${Math.round(r.duration_ms)} ms`;
+  const parts = [head];
+  if (r.stdout !== '') parts.push(`stdout:\n${r.stdout}`);
+  if (r.stderr !== '') parts.push(`stderr:\n${r.stderr}`);
+  if (r.redactions.length > 0) parts.push(`(redacted: ${r.redactions.join(', ')})`);
+  return parts.join('\n\n');
+}
+
+/**
+ * The sandbox tools: microVMs for arbitrary code under the same policy, quotas and audit as
+ * actions. `sandbox_exec` streams output as progress notifications. Mutating tools need
+ * `runs:write`, reading ones `runs:read`.
+ */
+export function registerSandboxTools(
+  server: McpServer,
+  api: SandboxApi,
+  can: (permission: string) => boolean,
+  toolError: ToolError,
+  maxWaitSeconds: number,
+): void {
+  if (can('runs:write')) {
+    server.registerTool(
+      'sandbox_create',
+      {
+        title: 'Create a sandbox',
+        description:
+          'Boot a fresh microVM sandbox for running code (no network, nothing shared with any host). Returns its id once it is ready. Policy decides the packs, limits and lifetime you may have; quotas limit how many you may keep. Destroy it with sandbox_destroy when done.',
+        inputSchema: z.object({
+          language_pack: z
+            .string()
+            .min(1)
+            .max(32)
+            .default('python')
+            .describe('python, shell, node, … (python by default)'),
+          memory_mb: z.number().int().min(64).max(4096).optional(),
+          vcpus: z.number().int().min(1).max(4).optional(),
+          lifetime_s: z
+            .number()
+            .int()
+            .min(1)
+            .max(7 * 24 * 3600)
+            .optional()
+            .describe('destroyed automatically after this'),
+          env: z.record(z.string(), z.string()).optional().describe('environment of every exec'),
+        }),
+        annotations: {
+          title: 'Create a sandbox',
+          readOnlyHint: false,
+          destructiveHint: false,
+          idempotentHint: false,
+          openWorldHint: false,
+        },
+      },
+      async (input) => {
+        try {
+          const s = await api.create({
+            language_pack: input.language_pack,
+            ...(input.memory_mb === undefined ? {} : { memory_mb: input.memory_mb }),
+            ...(input.vcpus === undefined ? {} : { vcpus: input.vcpus }),
+            ...(input.lifetime_s === undefined ? {} : { lifetime_s: input.lifetime_s }),
+            ...(input.env === undefined ? {} : { env: input.env }),
+          });
+          return json(
+            { sandbox: s },
+            `Sandbox ${describe(s)} is ready. Run code with sandbox_exec (sandbox_id "${s.id}").`,
+          );
+        } catch (err) {
+          return toolError(err);
+        }
+      },
+    );
+
+    server.registerTool(
+      'sandbox_exec',
+      {
+        title: 'Run code in a sandbox',
+        description:
+          "Run code in a sandbox with its pack's interpreter (python3 -c, /bin/sh -c, node -e). Output streams as progress notifications; returns stdout, stderr (secrets redacted), exit code and the audit event hash. State (files, installed modules) persists between calls in the same sandbox.",
+        inputSchema: z.object({
+          sandbox_id: idField,
+          code: z
+            .string()
+            .min(1)
+            .max(256 * 1024),
+          timeout_ms: z
+            .number()
+            .int()
+            .min(1)
+            .max(maxWaitSeconds * 1000)
+            .optional()
+            .describe('kill the code after this (default 30000)'),
+          stdin: z
+            .string()
+            .max(256 * 1024)
+            .optional(),
+        }),
+        annotations: {
+          title: 'Run code in a sandbox',
+          readOnlyHint: false,
+          destructiveHint: false,
+          idempotentHint: false,
+          openWorldHint: false,
+        },
+      },
+      async ({ sandbox_id, code, timeout_ms, stdin }, ctx: ServerContext) => {
+        const token = ctx.mcpReq._meta?.progressToken;
+        let n = 0;
+        try {
+          const r = await api.exec(
+            sandbox_id,
+            { code, ...(timeout_ms === undefined ? {} : { timeout_ms }), ...(stdin === undefined ? {} : { stdin }) },
+            (stream, data) => {
+              if (token === undefined) return;
+              n++;
+              void ctx.mcpReq
+                .notify({
+                  method: 'notifications/progress',
+                  params: {
+                    progressToken: token,
+                    progress: n,
+                    message: stream === 'stderr' ? `[stderr] ${data}` : data,
+                  },
+                })
+                .catch(() => {});
+            },
+            ctx.mcpReq.signal,
+          );
+          return {
+            content: [{ type: 'text', text: execText(r) }],
+            structuredContent: { ...r, sandbox_id },
+          };
+        } catch (err) {
+          return toolError(err);
+        }
+      },
+    );
+
+    server.registerTool(
+      'sandbox_write_file',
+      {
+        title: 'Write a file into a sandbox',
+        description: 'Write a UTF-8 text file (at most 512 KiB) into a sandbox; parent folders are created.',
+        inputSchema: z.object({
+          sandbox_id: idField,
+          path: z.string().min(2).max(1024).describe('absolute path, e.g. /root/data.csv'),
+          content: z.string().max(512 * 1024),
+        }),
+        annotations: {
+          title: 'Write a file',
+          readOnlyHint: false,
+          destructiveHint: false,
+          idempotentHint: true,
+          openWorldHint: false,
+        },
+      },
+      async ({ sandbox_id, path, content }) => {
+        try {
+          const r = await api.writeFile(sandbox_id, path, content);
+          return json(r, `Wrote ${r.size} bytes to ${r.path} in ${sandbox_id}.`);
+        } catch (err) {
+          return toolError(err);
+        }
+      },
+    );
+
+    server.registerTool(
+      'sandbox_destroy',
+      {
+        title: 'Destroy a sandbox',
+        description: 'Destroy a sandbox and everything in it (idempotent).',
+        inputSchema: z.object({ sandbox_id: idField }),
+        annotations: {
+          title: 'Destroy a sandbox',
+          readOnlyHint: false,
+          destructiveHint: true,
+          idempotentHint: true,
+          openWorldHint: false,
+        },
+      },
+      async ({ sandbox_id }) => {
+        try {
+          const s = await api.destroy(sandbox_id);
+          return json({ sandbox: s }, `Sandbox ${s.id} is ${s.state}.`);
+        } catch (err) {
+          return toolError(err);
+        }
+      },
+    );
+  }
+
+  if (can('runs:read')) {
+    server.registerTool(
+      'sandbox_read_file',
+      {
+        title: 'Read a file from a sandbox',
+        description:
+          'Read a file (at most 512 KiB) from a sandbox: text when it is UTF-8 (secrets redacted), else base64.',
+        inputSchema: z.object({ sandbox_id: idField, path: z.string().min(2).max(1024) }),
+        annotations: {
+          title: 'Read a file',
+          readOnlyHint: true,
+          destructiveHint: false,
+          idempotentHint: true,
+          openWorldHint: false,
+        },
+      },
+      async ({ sandbox_id, path }) => {
+        try {
+          const r = await api.readFile(sandbox_id, path);
+          return json(
+            r,
+            r.text === null
+              ? `${r.path}: ${r.size} bytes of binary data (base64 in structuredContent.content_b64)`
+              : r.text,
+          );
+        } catch (err) {
+          return toolError(err);
+        }
+      },
+    );
+
+    server.registerTool(
+      'sandbox_list',
+      {
+        title: 'List sandboxes',
+        description:
+          'Your sandboxes (admins see all of the organisation): id, state, pack, host, limits, expiry, usage.',
+        inputSchema: z.object({}),
+        annotations: {
+          title: 'List sandboxes',
+          readOnlyHint: true,
+          destructiveHint: false,
+          idempotentHint: true,
+          openWorldHint: false,
+        },
+      },
+      async () => {
+        try {
+          const list = await api.list();
+          const live = list.filter((s) => s.state === 'running' || s.state === 'creating');
+          return json(
+            { sandboxes: list },
+            list.length === 0
+              ? 'No sandboxes.'
+              : `${live.length} live of ${list.length}:\n${list.map(describe).join('\n')}`,
+          );
+        } catch (err) {
+          return toolError(err);
+        }
+      },
+    );
+  }
+}
