@@ -4,8 +4,9 @@
 // extends a real hash chain per runner (so the server's mirror checks pass), and records
 // when each request arrived and when its result was acknowledged. Not a bench by itself:
 // bench/load.bench.mjs drives it. Protocol errors from the server are counted as errors.
-import { appendEvent, digestArgs } from '../packages/core/dist/index.js';
+
 import WebSocket from 'ws';
+import { appendEvent, digestArgs } from '../packages/core/dist/index.js';
 
 /** The pack every simulated runner advertises (one hash for all, so one trust decision). */
 export const SIM_PACK = Object.freeze({

@@ -2,8 +2,9 @@
 // Runs every bench/*.bench.mjs, prints each result with its ratio against the baseline
 // measured in the same run (this machine is shared and noisy: absolute numbers drift,
 // ratios much less), and writes docs/benchmarks.md.
-// Usage: npm run bench [-- --quick] [-- name…]
-import { readdirSync, writeFileSync } from 'node:fs';
+// Usage: npm run bench [-- --quick] [-- name…] [-- --write]
+// With names, docs/benchmarks.md is left alone unless --write: then only those sections are replaced.
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -47,22 +48,41 @@ if (only.length === 0) {
     'the machine is shared and noisy. Tests never assert speed; these numbers are the record.',
     '',
   ];
-  for (const r of results) {
-    md.push(
-      `## ${r.title}`,
-      '',
-      `Source: \`bench/${r.file}\` (${r.seconds.toFixed(1)} s).`,
-      '',
-      '| measurement | value | unit |',
-      '|---|---:|---|',
-    );
-    for (const row of r.rows) md.push(`| ${row.name} | ${fmt(row.value)} | ${row.unit} |`);
-    const ratios = Array.isArray(r.ratio) ? r.ratio : r.ratio ? [r.ratio] : [];
-    md.push('');
-    for (const q of ratios) md.push(`**Ratio** — ${q.name}: **${q.value.toFixed(2)}×**`, '');
-    for (const n of r.notes ?? []) md.push(`- ${n}`);
-    md.push('');
-  }
+  for (const r of results) md.push(...section(r));
   writeFileSync(join(root, 'docs', 'benchmarks.md'), `${md.join('\n')}\n`);
   process.stdout.write('\nwrote docs/benchmarks.md\n');
+} else if (process.argv.includes('--write')) {
+  // Named benches with --write: replace (or append) only their sections, keep the rest.
+  const file = join(root, 'docs', 'benchmarks.md');
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\n';
+  for (const r of results) {
+    const body = `${section(r).join('\n')}\n`;
+    const start = text.indexOf(`\n## ${r.title}\n`);
+    if (start < 0) text = `${text.replace(/\n*$/, '\n\n')}${body}`;
+    else {
+      const next = text.indexOf('\n## ', start + 1);
+      text = `${text.slice(0, start + 1)}${body}${next < 0 ? '' : text.slice(next + 1)}`;
+    }
+  }
+  writeFileSync(file, text);
+  process.stdout.write(`\nupdated ${results.length} section(s) of docs/benchmarks.md\n`);
+}
+
+/** One bench's section of docs/benchmarks.md, as lines. */
+function section(r) {
+  const md = [
+    `## ${r.title}`,
+    '',
+    `Source: \`bench/${r.file}\` (${r.seconds.toFixed(1)} s${quick ? ', quick mode' : ''}).`,
+    '',
+    '| measurement | value | unit |',
+    '|---|---:|---|',
+  ];
+  for (const row of r.rows) md.push(`| ${row.name} | ${fmt(row.value)} | ${row.unit} |`);
+  const ratios = Array.isArray(r.ratio) ? r.ratio : r.ratio ? [r.ratio] : [];
+  md.push('');
+  for (const q of ratios) md.push(`**Ratio** — ${q.name}: **${q.value.toFixed(2)}×**`, '');
+  for (const n of r.notes ?? []) md.push(`- ${n}`);
+  md.push('');
+  return md;
 }

@@ -122,10 +122,10 @@ describe('three server instances on one PostgreSQL, one killed mid-run', () => {
       return r.body.id as string;
     };
     // Every instance asks every runner: most land on an instance that does not hold the socket.
-    for (const api of apis)
-      for (const rn of RUNNERS) await request(api, rn, { n: 4, delay_ms: 1000 });
-    // Kill the instance holding the most sessions while those runs are in flight.
-    const where = await instanceOf();
+    for (const api of apis) for (const rn of RUNNERS) await request(api, rn, { n: 4, delay_ms: 1000 });
+    // Kill one instance (it holds two of the six runner sessions) while those runs are in flight.
+    const before = new Set((await instanceOf()).values());
+    assert.equal(before.size, 3);
     const held = await until(
       async () => {
         const running = (await apis[0]!('GET', '/api/v1/runs?status=running&limit=500')).body.runs.length;
@@ -191,6 +191,9 @@ describe('three server instances on one PostgreSQL, one killed mid-run', () => {
     }
     const verify = (await survivors[0]!('GET', '/api/v1/audit/verify')).body;
     assert.equal(verify.ok, true, JSON.stringify(verify));
-    assert.ok(verify.runners.every((r: { ok: boolean }) => r.ok), JSON.stringify(verify.runners));
+    assert.ok(
+      verify.runners.every((r: { ok: boolean }) => r.ok),
+      JSON.stringify(verify.runners),
+    );
   });
 });

@@ -5,7 +5,7 @@
 // proxy (latency, drops, half-open, a slow reader), and a full disk under the runner's log.
 // After each: no lost audit event, no duplicate execution, no result for a request never
 // received, and both chains verify. (The sandbox daemon's kill -9 case is in
-// packages/sandbox/src/e2e faults tests.)
+// packages/sandbox/src/e2e/faults.test.ts.)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
@@ -146,7 +146,10 @@ describe('network trouble between runner and server (loopback proxy)', () => {
     proxy = await TcpProxy.start([rig.port]);
     // A pack that floods its output, for the slow reader.
     mkdirSync(join(dir, 'flood', 'actions'), { recursive: true });
-    writeFileSync(join(dir, 'flood', 'pack.yaml'), 'name: flood\nversion: 1.0.0\nnamespace: flood\ndescription: Floods output.\n');
+    writeFileSync(
+      join(dir, 'flood', 'pack.yaml'),
+      'name: flood\nversion: 1.0.0\nnamespace: flood\ndescription: Floods output.\n',
+    );
     writeFileSync(
       join(dir, 'flood', 'actions', 'lines.yaml'),
       `id: flood.lines
@@ -205,7 +208,7 @@ limits: { timeout_s: 120, timeout_s_max: 120, output_bytes: 67108864, output_byt
     await rig.assertExactlyOnce('n1', [id]);
   });
 
-  test('slow reader: the runner drops live output instead of buffering it; memory stays bounded', async () => {
+  test('slow reader: the runner drops live output instead of buffering it; memory stays bounded', async (t) => {
     const runner = rig.runners.get('n1')!;
     const pid = runner.child.pid!;
     const before = memoryOf(pid);
@@ -222,12 +225,17 @@ limits: { timeout_s: 120, timeout_s_max: 120, output_bytes: 67108864, output_byt
     // Unbounded buffering would hold the whole 48 MiB (twice: string and frame) in memory.
     assert.ok(grew < 40 * 1024 * 1024, `runner peak memory grew by ${(grew / 1048576).toFixed(1)} MiB`);
     const lines = (await rig.api('GET', `/api/v1/runs/${id}/output?limit=10000`)).body.lines.length;
+    t.diagnostic(
+      `runner peak RSS grew ${(grew / 1048576).toFixed(1)} MiB for 48 MiB of output; ${lines} lines stored live`,
+    );
     assert.ok(lines < 48_000, `live output was dropped under backpressure (${lines} lines stored)`);
     await rig.assertExactlyOnce('n1', [id]);
   });
 });
 
-describe('disk full under the runner security log', { skip: process.getuid?.() !== 0 ? 'needs root to mount a tmpfs' : false }, () => {
+describe('disk full under the runner security log', {
+  skip: process.getuid?.() !== 0 ? 'needs root to mount a tmpfs' : false,
+}, () => {
   let rig: FaultRig;
   let dir: string;
   let mnt: string;

@@ -26,6 +26,8 @@ type ToolResult = {
 };
 
 const imageDir = process.env['AIRLOCK_IMAGE_CACHE'] ?? '/var/cache/airlock-images';
+/** Boots under TCG on a loaded 2-core machine can take longer than the SDK's 60 s default. */
+const SLOW = { timeout: 300_000 };
 const bin = join(import.meta.dirname, '..', 'bin', 'airlock.js');
 
 async function until(fn: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
@@ -183,10 +185,13 @@ for (const { name, create } of testDatabases()) {
         assert.ok(names.includes(n), `${n} in ${names.join(', ')}`);
 
       // Trust-on-hash applies to images: an untrusted image blocks the create.
-      const untrusted = (await alice.callTool({
-        name: 'sandbox_create',
-        arguments: { language_pack: 'python' },
-      })) as ToolResult;
+      const untrusted = (await alice.callTool(
+        {
+          name: 'sandbox_create',
+          arguments: { language_pack: 'python' },
+        },
+        SLOW,
+      )) as ToolResult;
       assert.equal(untrusted.isError, true);
       assert.equal(untrusted.structuredContent?.['error']?.code, 'image_untrusted', JSON.stringify(untrusted));
       await trustImage(admin, 'python');
@@ -199,10 +204,13 @@ for (const { name, create } of testDatabases()) {
       });
       assert.equal(set.status, 200, JSON.stringify(set.body));
 
-      const created = (await alice.callTool({
-        name: 'sandbox_create',
-        arguments: { language_pack: 'python', memory_mb: 192, lifetime_s: 600 },
-      })) as ToolResult;
+      const created = (await alice.callTool(
+        {
+          name: 'sandbox_create',
+          arguments: { language_pack: 'python', memory_mb: 192, lifetime_s: 600 },
+        },
+        SLOW,
+      )) as ToolResult;
       assert.notEqual(created.isError, true, JSON.stringify(created));
       const sb = created.structuredContent!['sandbox'];
       assert.match(sb.id, /^sbx_/);
@@ -218,7 +226,7 @@ for (const { name, create } of testDatabases()) {
             code: "print(6*7)\nopen('/root/out.txt', 'w').write('written in the guest')\nprint('token ghp_' + 'a'*36)",
           },
         },
-        { onprogress: (p) => void progress.push(String(p.message)) },
+        { ...SLOW, onprogress: (p) => void progress.push(String(p.message)) },
       )) as ToolResult;
       assert.notEqual(ran.isError, true, JSON.stringify(ran));
       assert.equal(ran.structuredContent!['exit_code'], 0);
@@ -266,10 +274,13 @@ for (const { name, create } of testDatabases()) {
       assert.ok((await admin('GET', '/api/v1/sandboxes')).body.sandboxes.some((s: any) => s.id === sb.id));
 
       // The quota blocks the next create with a clear message.
-      const second = (await alice.callTool({
-        name: 'sandbox_create',
-        arguments: { language_pack: 'python' },
-      })) as ToolResult;
+      const second = (await alice.callTool(
+        {
+          name: 'sandbox_create',
+          arguments: { language_pack: 'python' },
+        },
+        SLOW,
+      )) as ToolResult;
       assert.equal(second.isError, true);
       assert.equal(second.structuredContent?.['error']?.code, 'quota_exceeded');
       assert.match(second.content[0]!.text!, /quota reached: user alice has 1 of 1 concurrent sandboxes/);
@@ -324,10 +335,13 @@ for (const { name, create } of testDatabases()) {
       try {
         const names = (await stdio.listTools()).tools.map((x) => x.name);
         assert.ok(names.includes('sandbox_exec') && names.includes('sandbox_list'), names.join(', '));
-        const created = (await stdio.callTool({
-          name: 'sandbox_create',
-          arguments: { language_pack: 'python', memory_mb: 192 },
-        })) as ToolResult;
+        const created = (await stdio.callTool(
+          {
+            name: 'sandbox_create',
+            arguments: { language_pack: 'python', memory_mb: 192 },
+          },
+          SLOW,
+        )) as ToolResult;
         assert.notEqual(created.isError, true, JSON.stringify(created));
         const id = created.structuredContent!['sandbox'].id as string;
         const progress: string[] = [];
@@ -336,7 +350,7 @@ for (const { name, create } of testDatabases()) {
             name: 'sandbox_exec',
             arguments: { sandbox_id: id, code: 'import sys\nprint("out")\nprint("err", file=sys.stderr)\nsys.exit(3)' },
           },
-          { onprogress: (p) => void progress.push(String(p.message)) },
+          { ...SLOW, onprogress: (p) => void progress.push(String(p.message)) },
         )) as ToolResult;
         assert.equal(ran.structuredContent!['exit_code'], 3, JSON.stringify(ran));
         assert.equal(ran.structuredContent!['stdout'], 'out\n');

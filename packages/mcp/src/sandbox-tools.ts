@@ -68,7 +68,27 @@ export function registerSandboxTools(
           openWorldHint: false,
         },
       },
-      async (input) => {
+      async (input, ctx: ServerContext) => {
+        // A boot can take a while (seconds with KVM, longer under TCG): a progress note every
+        // few seconds lets clients that reset their timeout on progress keep waiting.
+        const token = ctx.mcpReq._meta?.progressToken;
+        const started = Date.now();
+        let n = 0;
+        const beat =
+          token === undefined
+            ? undefined
+            : setInterval(() => {
+                void ctx.mcpReq
+                  .notify({
+                    method: 'notifications/progress',
+                    params: {
+                      progressToken: token,
+                      progress: ++n,
+                      message: `booting a ${input.language_pack} sandbox… ${Math.round((Date.now() - started) / 1000)} s`,
+                    },
+                  })
+                  .catch(() => {});
+              }, 5000);
         try {
           const s = await api.create({
             language_pack: input.language_pack,
@@ -83,6 +103,8 @@ export function registerSandboxTools(
           );
         } catch (err) {
           return toolError(err);
+        } finally {
+          clearInterval(beat);
         }
       },
     );

@@ -260,6 +260,7 @@ export class SandboxManager {
       },
       sandboxes: this.sandboxes.size,
       warm_pool: { size: this.opts.warmPool ?? 0, ready: this.warmCounts() },
+      snapshots: { enabled: this.snapshotsOn(), saved: this.snapshotCount() },
     };
   }
 

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { ServerAuditLog } from './audit/audit-log.js';
-import type { Cluster } from './cluster/cluster.js';
 import type { ThrottleSettings } from './auth/throttle.js';
+import type { Cluster } from './cluster/cluster.js';
 import type { Db } from './db/database.js';
 import type { HttpLimits } from './http/limits.js';
 import type { RouteRegistry } from './http/routes.js';

@@ -28,7 +28,7 @@ export function registerDoctorCommand(program: Command): void {
     .option('--server <url>', 'control plane to check (env AIRLOCK_SERVER; default http://127.0.0.1:7700)')
     .option('--database <target>', 'SQLite file or postgres:// URL to check (env DATABASE_URL)')
     .addOption(
-      new Option('--only <groups>', 'comma-separated groups to check: server, runner, sandbox (default all)').default(
+      new Option('--only <groups>', 'comma-separated groups to check: server, runner, sandbox').default(
         'server,runner,sandbox',
       ),
     )
@@ -48,7 +48,7 @@ AIRLOCK_RUNNER_CONFIG, AIRLOCK_RUNNER_KEY, AIRLOCK_API_KEY (see docs/operations.
 Examples:
   airlock doctor
   airlock doctor --only runner --server https://airlock.example.com
-  sudo -u airlock env $(cat /etc/airlock/server.env | xargs) airlock doctor --only server --json`,
+  sudo -u airlock sh -c 'set -a; . /etc/airlock/server.env; airlock doctor --only server --json'
     )
     .action(
       async (opts: {

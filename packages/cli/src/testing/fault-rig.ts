@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { verifyLogFile } from '@airlock/runner';
 import { openDatabase } from '@airlock/server';
 import { apiClient, mintTestKey, ownerId } from '@airlock/server/testing';
-import { verifyLogFile } from '@airlock/runner';
 import { type AirlockProcess, freePort, spawnAirlock, until } from './processes.js';
 
 export const FINAL = ['success', 'failure', 'validation_failed', 'error', 'timeout', 'cancelled'];
@@ -149,7 +149,9 @@ export class FaultRig {
       for (const id of ids) {
         // The run turns final just before its run.result is appended (and, after a server
         // crash in between, when the runner re-sends the result): wait for it, then no more.
-        await until(async () => (await count(id)) >= 1, 30_000, `run ${id}: its run.result event`).catch(() => undefined);
+        await until(async () => (await count(id)) >= 1, 30_000, `run ${id}: its run.result event`).catch(
+          () => undefined,
+        );
         assert.equal(await count(id), 1, `run ${id}: one run.result event on the server`);
       }
     } finally {

@@ -2,7 +2,7 @@
 // several targets round robin (skipping targets that refuse), like a load balancer in front
 // of several `airlock server` instances, and injects network trouble between a runner and
 // the control plane: latency, dropped connections, half-open connections, a slow reader.
-import { createServer, type Server, type Socket, connect } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 
 /** What the proxy does to traffic now. */
 export interface ProxyFaults {

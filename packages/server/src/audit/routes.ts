@@ -255,9 +255,12 @@ export async function registerAuditRoutes(ctx: ServerContext): Promise<ModuleHan
     return running;
   };
   // Leader-only with several instances (cluster/): one signer, not one per instance.
-  const timer = seconds > 0 ? setInterval(() => {
+  const timer =
+    seconds > 0
+      ? setInterval(() => {
           if (ctx.cluster.isLeader()) void tick();
-        }, seconds * 1000) : undefined;
+        }, seconds * 1000)
+      : undefined;
   timer?.unref();
   return {
     async close() {

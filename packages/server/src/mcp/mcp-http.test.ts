@@ -254,6 +254,45 @@ for (const { name, create } of testDatabases()) {
       await legacy.close();
     });
 
+    test('a 2025-era client gets a session: tools/list_changed reaches it; another caller cannot use the session', async () => {
+      let legacyChanged = 0;
+      const legacy = new Client(
+        { name: 'legacy-session', version: '1.0.0' },
+        { listChanged: { tools: { onChanged: () => void legacyChanged++ } } },
+      );
+      const transport = new StreamableHTTPClientTransport(new URL('/mcp', fx.srv.url), {
+        requestInit: { headers: { authorization: `Bearer ${fx.key}` } },
+      });
+      await legacy.connect(transport);
+      try {
+        const sid = transport.sessionId;
+        assert.ok(sid !== undefined && sid !== '', 'the server opened a session');
+        assert.ok((await legacy.listTools()).tools.some((x) => x.name === 'run_action'));
+        // Someone else's key presenting the session id is answered as if it did not exist.
+        const { db } = fx.srv.server.ctx;
+        const other = await addUser(db, fx.srv.server.bootstrap.orgId, 'session-thief', 'admin', ['runs:read']);
+        const stolen = await fetch(new URL('/mcp', fx.srv.url), {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${other.key}`,
+            'mcp-session-id': sid,
+            'mcp-protocol-version': '2025-11-25',
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+          },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' }),
+        });
+        assert.equal(stolen.status, 404);
+        // A change of the tool surface (a new runner) is pushed on the session's stream.
+        await new Promise((r) => setTimeout(r, 1500)); // the GET stream opens after initialize
+        const created = await fx.api('POST', '/api/v1/runners', { name: 'legacy-watch', labels: {} });
+        assert.equal(created.status, 201);
+        await waitFor(() => legacyChanged > 0, 15_000);
+      } finally {
+        await legacy.close();
+      }
+    });
+
     test('Origin validation and authentication on /mcp', async () => {
       const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
       const evil = await fetch(new URL('/mcp', fx.srv.url), {

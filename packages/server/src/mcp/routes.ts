@@ -10,6 +10,7 @@ import { ApiError } from '../http/api-error.js';
 import type { ModuleHandle } from '../modules.js';
 import { activeHub } from '../runners/routes.js';
 import { listActionsFor, ServerBackend } from './backend.js';
+import { LegacySessions } from './legacy-sessions.js';
 import { type OAuthModule, registerOAuth } from './oauth.js';
 
 /** How often the tool surface (trust, runners) is compared for `notifications/tools/list_changed`. */
@@ -64,6 +65,10 @@ export async function registerMcpRoutes(ctx: ServerContext, app: FastifyInstance
     },
     { bus, onerror: (err) => ctx.log.debug({ err }, 'mcp request error') },
   );
+  // 2025-era clients get sessions so tool-list changes reach them too.
+  const legacy = new LegacySessions((principal, actionTools) =>
+    createAirlockMcpServer(new ServerBackend(ctx, activeHub, async () => principal()), { actionTools, stateKey }),
+  );
   const node = toNodeHandler(handler, { onerror: (err) => ctx.log.debug({ err }, 'mcp request error') });
 
   /** Resolve the bearer token of a /mcp request: an API key or an OAuth access token for this resource. */
@@ -115,6 +120,14 @@ export async function registerMcpRoutes(ctx: ServerContext, app: FastifyInstance
       ...auth.info,
       extra: { principal: auth.principal, actionTools: q['tools'] === 'actions' },
     };
+    try {
+      if (await legacy.handle(req, reply, auth.principal, info, q['tools'] === 'actions')) return;
+    } catch (err) {
+      ctx.log.error({ err }, 'mcp session failed');
+      if (!reply.raw.headersSent) reply.raw.writeHead(500, { 'content-type': 'application/json' });
+      reply.raw.end(JSON.stringify({ error: { code: 'internal', message: 'internal server error' } }));
+      return;
+    }
     reply.hijack();
     (req.raw as typeof req.raw & { auth?: AuthInfo }).auth = info;
     try {
@@ -133,11 +146,14 @@ export async function registerMcpRoutes(ctx: ServerContext, app: FastifyInstance
   const watch = setInterval(() => {
     // The baseline is kept while nobody listens, so a change made just before a client
     // subscribes is still announced (a spurious announcement is harmless; a missed one is not).
-    if (busy || (bus.listenerCount === 0 && last !== undefined)) return;
+    if (busy || (bus.listenerCount === 0 && legacy.size === 0 && last !== undefined)) return;
     busy = true;
     void surfaceFingerprint(ctx)
       .then((fp) => {
-        if (last !== undefined && fp !== last) handler.notify.toolsChanged();
+        if (last !== undefined && fp !== last) {
+          handler.notify.toolsChanged();
+          legacy.notifyToolsChanged();
+        }
         last = fp;
       })
       .catch((err) => ctx.log.warn({ err }, 'mcp surface watch failed'))
@@ -150,6 +166,7 @@ export async function registerMcpRoutes(ctx: ServerContext, app: FastifyInstance
   return {
     async close() {
       clearInterval(watch);
+      await legacy.close();
       await handler.close();
       await oauth.close();
     },

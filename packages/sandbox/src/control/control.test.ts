@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import type { ImageManifest } from '../images/manifest.js';
+import { imageHash, imagePacks } from './image-hash.js';
+import { redactWhole, StreamRedactor } from './output-redactor.js';
+
+const file = (c: string) => ({ path: c, sha256: c.repeat(64), bytes: 1 });
+const manifest = {
+  format: 1,
+  recipeHash: 'x',
+  builtAt: '2026-01-01T00:00:00Z',
+  kernel: { ...file('a'), package: 'linux', version: '6' },
+  initramfs: file('b'),
+  agent: file('c'),
+  packs: {
+    python: { ...file('d'), run: ['python3', '-c'], debs: [], description: 'Python' },
+    shell: { ...file('e'), run: ['/bin/sh', '-c'], debs: [], description: 'sh' },
+  },
+} as ImageManifest;
+
+describe('image hashes', () => {
+  it('pins the image hash rule: sha256 of the canonical {initramfs, kernel, pack} JSON', () => {
+    const expected = createHash('sha256')
+      .update(`{"initramfs":"${'b'.repeat(64)}","kernel":"${'a'.repeat(64)}","pack":"${'d'.repeat(64)}"}`)
+      .digest('hex');
+    assert.equal(imageHash(manifest, 'python'), `sha256:${expected}`);
+    assert.equal(imageHash(manifest, 'node'), undefined);
+  });
+
+  it('a change to kernel, initramfs or pack is a new hash', () => {
+    const base = imageHash(manifest, 'python');
+    for (const part of ['kernel', 'initramfs'] as const) {
+      const changed = { ...manifest, [part]: { ...manifest[part], sha256: 'f'.repeat(64) } } as ImageManifest;
+      assert.notEqual(imageHash(changed, 'python'), base, part);
+    }
+    assert.notEqual(imageHash(manifest, 'shell'), base);
+  });
+
+  it('advertises each image as a trust-on-hash pseudo-pack with no actions', () => {
+    const packs = imagePacks(manifest, '0.1.0');
+    assert.deepEqual(
+      packs.map((p) => [p.name, p.actions.length, p.files.map((f) => f.path)]),
+      [
+        ['sandbox-image:python', 0, ['initramfs', 'kernel', 'packs/python']],
+        ['sandbox-image:shell', 0, ['initramfs', 'kernel', 'packs/shell']],
+      ],
+    );
+  });
+});
+
+describe('output redaction on the host', () => {
+  const secret = `ghp_${'a'.repeat(36)}`;
+
+  it('redacts a secret split across chunks', () => {
+    const r = new StreamRedactor();
+    const out = r.push(`token ${secret.slice(0, 10)}`) + r.push(`${secret.slice(10)}\nnext`) + r.flush();
+    assert.ok(!out.includes(secret), out);
+    assert.match(out, /\nnext$/);
+    assert.ok(r.hits.size > 0);
+  });
+
+  it('property: whatever the chunking, the secret never passes and plain text is unchanged', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat({ max: 80 }), { maxLength: 6 }), fc.string({ maxLength: 40 }), (cuts, plain) => {
+        const clean = plain.replace(/[^a-z ]/g, '');
+        const text = `${clean}\nkey ${secret} end\n${clean}`;
+        const r = new StreamRedactor();
+        let out = '';
+        let at = 0;
+        for (const c of [...cuts].sort((a, b) => a - b)) {
+          out += r.push(text.slice(at, Math.max(at, c)));
+          at = Math.max(at, c);
+        }
+        out += r.push(text.slice(at)) + r.flush();
+        assert.ok(!out.includes(secret));
+        assert.ok(out.startsWith(`${clean}\n`));
+        assert.equal(redactWhole(clean).text, clean);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
