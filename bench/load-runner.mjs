@@ -23,6 +23,7 @@ export class SimRunner {
   head = null;
   connected = false;
   stopped = false;
+  heartbeat = undefined;
 
   /**
    * @param {{name: string, token: string, url: string, stats: LoadStats}} o
@@ -59,12 +60,15 @@ export class SimRunner {
         const msg = JSON.parse(data.toString());
         if (msg.type === 'welcome') {
           this.connected = true;
+          // Like a real runner: ping every heartbeat so the server knows the idle ones are alive.
+          this.heartbeat = setInterval(() => this.send({ type: 'ping', ts: Date.now() }), msg.heartbeat_s * 1000);
           clearTimeout(timer);
           resolve();
         } else this.onMessage(msg);
       });
       ws.on('close', (code) => {
         this.connected = false;
+        clearInterval(this.heartbeat);
         if (!this.stopped) this.stats.errors.push(`${this.name}: connection closed (${code})`);
       });
       ws.on('error', (e) => {
@@ -146,6 +150,7 @@ export class SimRunner {
 
   stop() {
     this.stopped = true;
+    clearInterval(this.heartbeat);
     this.ws?.close(1000, 'load test done');
   }
 }

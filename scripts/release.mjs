@@ -118,6 +118,9 @@ function copyTree(from, to) {
       const b = basename(src);
       if (/\.test\.(js|d\.ts|js\.map|d\.ts\.map)$/.test(b) || b.endsWith('.tsbuildinfo')) return false;
       if (rel.split(sep).includes('node_modules')) return false;
+      // Test support (testing/, e2e/, catalog-tests/, *test-support*) is not part of a product.
+      if (['testing', 'e2e', 'catalog-tests'].includes(rel.split(sep)[0] ?? '')) return false;
+      if (/test-support/.test(b)) return false;
       return true;
     },
   });

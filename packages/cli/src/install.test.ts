@@ -116,7 +116,11 @@ describe('release tarball and install.sh', () => {
     ]) {
       assert.ok(list.includes(top + f), `${f} missing from the release`);
     }
-    assert.equal(list.filter((f) => /\.test\.js$/.test(f)).length, 0, 'no tests in the release');
+    assert.deepEqual(
+      list.filter((f) => f.startsWith(`${top}packages/`) && /\.test\.js$|\/dist\/testing\//.test(f)),
+      [],
+      'no airlock tests in the release',
+    );
     assert.equal(list.filter((f) => f.includes('better-sqlite3/deps/')).length, 0, 'no SQLite sources');
     assert.equal(
       list.filter((f) => /node_modules\/(typescript|@biomejs|fast-check)\//.test(f)).length,
@@ -154,6 +158,16 @@ describe('release tarball and install.sh', () => {
     assert.equal(readlinkSync(join(root, 'usr/local/bin/airlock')), '/opt/airlock/current/packages/cli/bin/airlock.js');
     const version = sh(process.execPath, [join(current, 'packages/cli/bin/airlock.js'), '--version']);
     assert.equal(version.stdout.trim(), AIRLOCK_VERSION);
+
+    // The packs arrive byte for byte: their content hashes (what trust is decided on) are unchanged.
+    const cli = join(repoRoot, 'packages/cli/bin/airlock.js');
+    for (const pack of readdirSync(join(repoRoot, 'packs')).filter((p) =>
+      existsSync(join(repoRoot, 'packs', p, 'pack.yaml')),
+    )) {
+      const here = sh(process.execPath, [cli, 'pack', 'hash', join(repoRoot, 'packs', pack)]).stdout;
+      const there = sh(process.execPath, [cli, 'pack', 'hash', join(current, 'packs', pack)]).stdout;
+      assert.equal(there, here, `pack ${pack}`);
+    }
 
     // Users from sysusers.d, in the target's own passwd.
     const airlock = idIn(root, 'passwd', 'airlock');

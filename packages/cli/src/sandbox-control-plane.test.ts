@@ -63,6 +63,8 @@ async function startHost(
     defaultMemoryMb: 192,
     maxSandboxes,
     buildImages: true,
+    // Behaviour, not speed: other work on this 2-core TCG machine can slow a boot past 60 s.
+    bootTimeoutMs: 180_000,
   });
   const client = new SandboxHostClient({
     serverUrl: srv.url,

@@ -305,11 +305,14 @@ export class SandboxManager {
     const env = req.env ?? {};
     const warm = this.takeWarm(req.language_pack, limits);
     if (warm) {
-      const bootedRw = warm.limits.rw_mb;
+      const pooled = warm.limits;
       warm.env = env;
       warm.limits = limits;
       try {
-        await this.configure(warm, bootedRw);
+        // The pool configured it (clock, entropy, its limits) when it was filled: only
+        // limits that differ need another round trip, so a hand-out stays in the host.
+        if (limits.max_procs !== pooled.max_procs || limits.rw_mb !== pooled.rw_mb)
+          await this.configure(warm, pooled.rw_mb);
       } catch (e) {
         await this.discard(warm);
         this.fillPool();
@@ -319,7 +322,8 @@ export class SandboxManager {
       this.sandboxes.set(warm.id, warm);
       this.armLifetime(warm);
       this.log(`created ${warm.id} (${req.language_pack}) from the warm pool`);
-      this.fillPool();
+      // After the answer: starting the refill (cgroup, spawn) is synchronous work a caller need not wait for.
+      setImmediate(() => this.fillPool());
       return warm;
     }
     // The QEMU process needs the guest's RAM plus ~100 MiB of its own (TCG buffer, kernel image),
@@ -445,8 +449,12 @@ export class SandboxManager {
         sb.restored = true;
         return sb;
       } catch (e) {
-        this.log(`restoring ${file} failed (${(e as Error).message}): booting instead, state discarded`);
-        rmSync(file, { force: true });
+        // A slow restore on a busy host says nothing about the state; anything else may be its fault.
+        const timeout = e instanceof SandboxError && e.code === 'boot_timeout';
+        this.log(
+          `restoring ${file} failed (${(e as Error).message}): booting instead${timeout ? '' : ', state discarded'}`,
+        );
+        if (!timeout) rmSync(file, { force: true });
       }
     }
     const sb = await this.bootOnce(packName, limits, env, warm, undefined);
@@ -536,8 +544,14 @@ export class SandboxManager {
     const next = packs.find((p) => (this.pool.get(p) ?? []).length < size);
     if (!next) return;
     this.filling = this.boot(next, this.limitsFor({}), {}, true)
-      .then((sb) => {
+      .then(async (sb) => {
         if (this.closed) return this.discard(sb);
+        try {
+          await this.configure(sb, sb.limits.rw_mb);
+        } catch (e) {
+          await this.discard(sb);
+          throw e;
+        }
         this.pool.set(next, [...(this.pool.get(next) ?? []), sb]);
       })
       .catch((e: unknown) => this.log(`warm pool: booting a ${next} sandbox failed: ${(e as Error).message}`))

@@ -48,7 +48,7 @@ AIRLOCK_RUNNER_CONFIG, AIRLOCK_RUNNER_KEY, AIRLOCK_API_KEY (see docs/operations.
 Examples:
   airlock doctor
   airlock doctor --only runner --server https://airlock.example.com
-  sudo -u airlock sh -c 'set -a; . /etc/airlock/server.env; airlock doctor --only server --json'
+  sudo -u airlock sh -c 'set -a; . /etc/airlock/server.env; airlock doctor --only server --json'`,
     )
     .action(
       async (opts: {

@@ -23,6 +23,7 @@ export {
   type WireMessage,
   type WireMessageType,
 } from './messages.js';
+export { encodeMessage, type ParseMessageResult, parseMessage, type WireFrameError } from './parse.js';
 export {
   MAX_SANDBOX_CODE_BYTES,
   MAX_SANDBOX_FILE_BYTES,
@@ -37,4 +38,3 @@ export {
   type SandboxWireMessage,
   type SandboxWriteFileMessage,
 } from './sandbox-messages.js';
-export { encodeMessage, type ParseMessageResult, parseMessage, type WireFrameError } from './parse.js';

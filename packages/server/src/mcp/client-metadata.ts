@@ -6,6 +6,9 @@
 // host (AIRLOCK_OAUTH_CIMD_ALLOW_HOSTS, host:port list, which also permits plain http for it).
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { WebhookTargets } from '../policy/webhook.js';
+
+const WEBHOOK_DEFAULT_TARGETS = new WebhookTargets();
 
 /** What the server keeps of a fetched document. */
 export interface ClientMetadataDocument {
@@ -37,6 +40,9 @@ function allowedHosts(): Set<string> {
 
 /** Loopback, private, link-local, CGNAT, unique-local and unspecified addresses. */
 export function isInternalAddress(ip: string): boolean {
+  // Also every other form the webhook SSRF guard refuses (hex IPv4-mapped such as
+  // ::ffff:7f00:1, NAT64, 6to4, multicast, reserved), which the checks below miss.
+  if (WEBHOOK_DEFAULT_TARGETS.refusal(ip) !== undefined) return true;
   if (isIP(ip) === 4) {
     const [a = 0, b = 0] = ip.split('.').map(Number);
     return (
@@ -69,7 +75,13 @@ export async function fetchClientMetadata(clientId: string): Promise<ClientMetad
     throw new ClientMetadataError('a client_id URL needs a path and no fragment or credentials');
   if (!allowed) {
     const host = url.hostname.replace(/^\[|\]$/g, '');
-    const addrs = isIP(host) !== 0 ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
+    let addrs: string[];
+    try {
+      addrs = isIP(host) !== 0 ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
+    } catch {
+      // An unresolvable host is the client's problem, not a server fault (found by security/oauth.test.ts fuzzing).
+      throw new ClientMetadataError(`the client_id host ${url.hostname} does not resolve`);
+    }
     if (addrs.length === 0 || addrs.some(isInternalAddress))
       throw new ClientMetadataError(`the client_id host ${url.hostname} is an internal address`);
   }

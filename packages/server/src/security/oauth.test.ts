@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
+import { isInternalAddress } from '../mcp/client-metadata.js';
 import { type TestDb, testDatabases } from '../testing/databases.js';
 import { startTestServer, type TestServer } from '../testing/server.js';
 import { fuzzOptions, isServerFault, requestFrom } from './support.js';
@@ -104,6 +105,25 @@ for (const { name, create } of testDatabases()) {
         assert.equal(bad.status, 302);
         assert.ok(String(bad.headers['location']).startsWith(uri), String(bad.headers['location']));
         assert.match(String(bad.headers['location']), /error=invalid_request/);
+      }
+    });
+
+    test('client_id metadata URLs: unresolvable or internal hosts are an error page, never 5xx', async () => {
+      // The address check itself (the fetch to an internal https service would merely fail here).
+      for (const ip of ['::ffff:7f00:1', '::ffff:a9fe:a9fe', '64:ff9b::a9fe:a9fe', '127.0.0.1', 'fd00:ec2::254'])
+        assert.equal(isInternalAddress(ip), true, ip);
+      for (const id of [
+        'https://no-such-host.invalid/client',
+        'https://[::ffff:7f00:1]/client',
+        'https://[::ffff:127.0.0.1]/client',
+        'https://127.0.0.1/client',
+        'https://2130706433/client',
+        'https://[fd00:ec2::254]/client',
+        'https://169.254.169.254/latest',
+      ]) {
+        const r = await authorize({ ...valid(REGISTERED[1]!), client_id: id });
+        assert.equal(r.status, 400, `${id}: ${r.status} ${r.text.slice(0, 200)}`);
+        assert.equal(r.headers['location'], undefined);
       }
     });
 

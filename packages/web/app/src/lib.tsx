@@ -120,14 +120,20 @@ export function usePoll<T>(load: () => Promise<T>, deps: unknown[], everyMs = 0)
 
 // ---------------------------------------------------------------- formatting
 
+/** A span of seconds in words ("12 s", "3 min", "5 h", "2 d"). */
+function span(s: number): string {
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86400)} d`;
+}
+/** A time relative to now: "3 min ago", or "in 8 h" for expiries and deadlines. */
 export function ago(iso: string | null | undefined): string {
   if (iso === null || iso === undefined) return 'never';
   const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  if (s <= -5) return `in ${span(-s)}`;
   if (s < 5) return 'just now';
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
-  return `${Math.floor(s / 86400)} d ago`;
+  return `${span(s)} ago`;
 }
 export function Time({ iso }: { iso: string | null | undefined }) {
   if (iso === null || iso === undefined) return <span className="muted">—</span>;
