@@ -76,10 +76,11 @@ export async function startPgCluster() {
     }
     await new Promise((r2) => setTimeout(r2, 100));
   }
+  // pg_ctl rather than a signal to `proc`: as root `proc` is runuser, which does not pass
+  // signals on, and a synchronous wait never sees `proc.exitCode` change anyway.
   const stop = () => {
-    if (proc.exitCode === null) proc.kill('SIGINT');
-    const end = Date.now() + 10_000;
-    while (proc.exitCode === null && Date.now() < end) spawnSync('sleep', ['0.1']);
+    const [c3, a3] = wrap(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'immediate', '-w', '-t', '20']);
+    spawnSync(c3, a3, { stdio: 'ignore' });
     if (proc.exitCode === null) proc.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   };

@@ -124,7 +124,11 @@ describe('PostgreSQL restarted under a running control plane', () => {
     await until(() => rig.attempts('p1', id).length === 1, 10_000, 'the attempt to finish on the runner');
     await new Promise((r) => setTimeout(r, 1000));
     await pg.start();
-    const done = await rig.final(id, 90_000);
+    const done = await rig.final(id, 180_000).catch((e: Error) => {
+      throw new Error(
+        `${e.message}\nserver output:\n${rig.server?.output().slice(-3000)}\nrunner output:\n${rig.runners.get('p1')?.output().slice(-3000)}`,
+      );
+    });
     assert.equal(done.status, 'success');
     await rig.assertExactlyOnce('p1', [id]);
     // New work flows again.
