@@ -170,12 +170,13 @@ describe('sandbox faults (qemu)', { timeout: 600_000 }, () => {
       });
       return { child, client: new SandboxClient(addr) };
     };
+    let daemon: Awaited<ReturnType<typeof start>> | undefined;
     try {
-      let daemon = await start();
+      daemon = await start();
       const sb = await daemon.client.create({ language_pack: 'shell' });
       await daemon.client.exec(sb.id, { code: 'echo survived > /root/mark' });
       daemon.child.kill('SIGKILL'); // a crash: no cleanup runs
-      await new Promise((r) => daemon.child.once('exit', r));
+      await new Promise((r) => daemon?.child.once('exit', r));
       assert.equal(processAlive(Number(sb['vm_pid'])), true, 'the VM outlives a crashed daemon');
       // A record for a VM that no longer exists.
       mkdirSync(join(stateDir, 'sb_000000000000'));
@@ -210,9 +211,11 @@ describe('sandbox faults (qemu)', { timeout: 600_000 }, () => {
         (e: SandboxError) => e.code === 'backend_unavailable' && /another sandbox daemon/.test(e.message),
       );
       daemon.child.kill('SIGTERM'); // a clean stop destroys what it owns
-      await new Promise((r) => daemon.child.once('exit', r));
+      await new Promise((r) => daemon?.child.once('exit', r));
       await waitUntil(() => vmPidsWith(stateDir).length === 0, 5000, 'no orphan QEMU');
     } finally {
+      // A failed assertion must not leave the daemon process (and this test file) running.
+      if (daemon && daemon.child.exitCode === null) daemon.child.kill('SIGKILL');
       for (const pid of vmPidsWith(stateDir)) process.kill(pid, 'SIGKILL');
       rmSync(stateDir, { recursive: true, force: true });
     }

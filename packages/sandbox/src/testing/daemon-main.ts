@@ -14,6 +14,7 @@ const manager = await SandboxManager.open({
   stateDir,
   accel: 'tcg',
   defaultMemoryMb: 192,
+  snapshots: false,
   log: (l) => process.stderr.write(`[daemon] ${l}\n`),
 });
 const server = createSandboxServer(manager);
