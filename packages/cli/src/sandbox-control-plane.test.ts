@@ -2,7 +2,8 @@
 // PostgreSQL), sandbox hosts booting real QEMU guests (TCG, 192 MiB) that dial out over the
 // runner WebSocket, and the official MCP SDK client with agent API keys.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -88,6 +89,73 @@ async function startHost(
       client.stop();
       await manager.close();
       rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** QEMU processes whose command line mentions `needle` (a host's private AIRLOCK_HOME). */
+function vmPidsUnder(needle: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      if (cmd.includes('qemu-system') && cmd.includes(needle)) pids.push(Number(p));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return pids;
+}
+
+/**
+ * A sandbox host as its own process (`airlock sandbox serve --server`), so the test can kill
+ * it with SIGKILL the way a host dies: no goodbye frame, the socket just goes away.
+ */
+async function startHostProcess(
+  srv: TestServer,
+  api: ReturnType<typeof apiClient>,
+  name: string,
+  maxSandboxes: number,
+): Promise<{ kill(): void; close(): Promise<void> }> {
+  const created = await api('POST', '/api/v1/runners', { name, labels: { kind: 'sandbox' } });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const home = mkdtempSync(join(tmpdir(), 'alshp-'));
+  const args = [bin, 'sandbox', 'serve', '--listen', '127.0.0.1:0', '--accel', 'tcg'];
+  args.push('--max-sandboxes', String(maxSandboxes), '--boot-timeout', '180000', '--server', srv.url);
+  args.push('--bootstrap-key', created.body.bootstrap_key, '--name', name, '--label', 'kind=sandbox');
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, AIRLOCK_HOME: home, AIRLOCK_IMAGE_CACHE: imageDir },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  try {
+    await until(
+      async () => ((await api('GET', '/api/v1/sandboxes/hosts')).body.hosts ?? []).some((h: any) => h.name === name),
+      120_000,
+      `host process ${name} to connect`,
+    );
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw new Error(`${String(e)}\n--- ${name} stderr ---\n${stderr}`);
+  }
+  const killVms = () => {
+    for (const pid of vmPidsUnder(home)) process.kill(pid, 'SIGKILL');
+  };
+  return {
+    kill() {
+      child.kill('SIGKILL');
+    },
+    async close() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await new Promise((r) => child.once('exit', r));
+      }
+      killVms(); // VMs outlive a killed daemon by design (the next daemon re-adopts them)
+      rmSync(home, { recursive: true, force: true });
     },
   };
 }
@@ -376,7 +444,7 @@ for (const { name, create } of testDatabases()) {
     let t: Awaited<ReturnType<typeof create>>;
     let srv: TestServer;
     let api: ReturnType<typeof apiClient>;
-    let a: Host;
+    let a: Awaited<ReturnType<typeof startHostProcess>>;
     let b: Host;
 
     before(async () => {
@@ -395,7 +463,7 @@ for (const { name, create } of testDatabases()) {
           'packs:trust',
         ]),
       );
-      a = await startHost(srv, api, 'host-a', 2);
+      a = await startHostProcess(srv, api, 'host-a', 2);
       b = await startHost(srv, api, 'host-b', 2);
       await trustImage(api, 'shell');
     });
@@ -419,8 +487,8 @@ for (const { name, create } of testDatabases()) {
       assert.equal(ran.status, 200, JSON.stringify(ran.body));
       assert.equal(ran.body.stdout, 'on-b\n');
 
-      // Host A goes away (its connection drops as when the process is killed).
-      a.client.stop();
+      // Host A's process is killed: no goodbye, its socket just goes away.
+      a.kill();
       await until(async () => (await api('GET', `/api/v1/sandboxes/${onA.id}`)).body.state === 'lost', 15_000, 'lost');
       const refused = await api('POST', `/api/v1/sandboxes/${onA.id}/exec`, { code: 'echo x' });
       assert.equal(refused.status, 409);
