@@ -206,7 +206,7 @@ static void child_exec(int out_w, int err_w, int rep_w, uint32_t nl, const uint3
     struct rlimit rl = {(rlim_t)val[i], (rlim_t)val[i]};
     if (setrlimit(rlimit_map[res[i]], &rl) < 0) FAIL("setrlimit");
   }
-  int null = open("/dev/null", O_RDONLY);
+  int null = open("/dev/null", O_RDONLY | O_CLOEXEC); /* dup2 onto 0 clears the flag */
   if (null < 0) FAIL("open /dev/null");
   if (dup2(null, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) FAIL("dup2");
   if (chdir(cwd) < 0) FAIL("chdir");

@@ -75,6 +75,16 @@ for (const backend of ['helper', 'exec'] as const) {
       assert.equal(r.stdout[1], '/tmp');
     });
 
+    // Helper path only: the helper closes every inherited descriptor at start. On the fallback
+    // path a descriptor the runner itself inherited without close-on-exec (from whatever started
+    // it) reaches the action, because Node cannot close it and setpriv does not (docs/architecture.md).
+    if (backend === 'helper')
+      test('the action holds only its own stdin, stdout and stderr: no descriptor of the runner leaks in', async () => {
+        const r = await collect(plan('/bin/sh', ['-c', 'ls /proc/$$/fd']), backend);
+        assert.equal(r.out.exitCode, 0, r.stderr.join('|'));
+        assert.deepEqual(r.stdout.map(Number).sort(), [0, 1, 2], r.stdout.join(','));
+      });
+
     test('declared rlimits are applied', async () => {
       const r = await collect(
         plan('/bin/sh', ['-c', 'ulimit -n; ulimit -t'], { limits: { ...limits, max_files: 64, cpu_s: 7 } }),
