@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 
 /**
  * Request ids this runner has finished and had acknowledged, kept on disk (bounded) so a
@@ -9,6 +9,8 @@ export class DedupRing {
   private readonly set = new Set<string>();
   /** Lines in the file, including ids already pushed out of the ring. */
   private lines = 0;
+  /** Kept open: one write per acknowledged id instead of open, write and close. */
+  private fd: number | undefined;
 
   constructor(
     private readonly path: string,
@@ -30,12 +32,15 @@ export class DedupRing {
   add(id: string): void {
     if (this.set.has(id)) return;
     this.remember(id);
-    appendFileSync(this.path, `${id}\n`, { mode: 0o600 });
+    this.fd ??= openSync(this.path, 'a', 0o600);
+    writeSync(this.fd, `${id}\n`);
     this.lines++;
     // Compact the file when it holds twice what we keep (counted, not re-read on every add).
     if (this.lines > this.capacity * 2) {
       writeFileSync(`${this.path}.tmp`, `${this.ids.join('\n')}\n`, { mode: 0o600 });
       renameSync(`${this.path}.tmp`, this.path);
+      closeSync(this.fd);
+      this.fd = undefined;
       this.lines = this.ids.length;
     }
   }

@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { closeSync, fsync, open as openCb } from 'node:fs';
 import type SQLite from 'better-sqlite3';
 import {
   type DatabaseConnection,
@@ -27,10 +27,24 @@ export class WalSync {
   /** How many fsyncs ran (tests and benchmarks look at it). */
   syncs = 0;
 
+  private readonly file = new WalFile();
+  private readonly fsync: (path: string) => Promise<void>;
+
   constructor(
     private readonly walPath: string,
-    private readonly fsync: (path: string) => Promise<void> = fsyncPath,
-  ) {}
+    fsync?: (path: string) => Promise<void>,
+  ) {
+    this.fsync = fsync ?? this.file.sync;
+  }
+
+  /** Close the WAL descriptor (the database is closing). */
+  close(): void {
+    // An fsync still on the threadpool keeps the descriptor until it settles.
+    this.closing = true;
+    if (!this.running) this.file.close();
+  }
+
+  private closing = false;
 
   /** Resolves once everything committed before this call is durable. */
   sync(): Promise<void> {
@@ -55,6 +69,7 @@ export class WalSync {
         else w.reject(err);
       }
       this.running = false;
+      if (this.closing && this.done >= this.requested) this.file.close();
       this.kick();
     };
     this.fsync(this.walPath).then(
@@ -64,19 +79,31 @@ export class WalSync {
   }
 }
 
-async function fsyncPath(path: string): Promise<void> {
-  let fh: Awaited<ReturnType<typeof open>>;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    // No WAL file: the last connection closed and checkpointed it (synced) and removed it.
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw e;
-  }
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
+/**
+ * fsync of the WAL through one descriptor kept open for the life of the process. SQLite
+ * deletes the WAL only when the last connection to the database closes (and resets it in
+ * place otherwise), and the server holds its connection until it exits, so the inode this
+ * descriptor names is the WAL's for as long as anyone syncs through it. Opening and closing
+ * the file for every batch cost more main-thread time than the fsync itself.
+ */
+class WalFile {
+  private fd: number | undefined;
+
+  readonly sync = (path: string): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const run = (d: number): void => fsync(d, (err) => (err ? reject(err) : resolve()));
+      if (this.fd !== undefined) return run(this.fd);
+      openCb(path, 'r', (err, d) => {
+        // No WAL file yet: nothing has been written through it.
+        if (err) return err.code === 'ENOENT' ? resolve() : reject(err);
+        this.fd = d;
+        run(d);
+      });
+    });
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 
@@ -171,8 +198,9 @@ class GroupCommitDriver implements Driver {
     if (wrote) await this.wal.sync();
   }
 
-  destroy(): Promise<void> {
-    return this.driver.destroy();
+  async destroy(): Promise<void> {
+    await this.driver.destroy();
+    this.wal.close();
   }
 }
 

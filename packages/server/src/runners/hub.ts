@@ -28,6 +28,9 @@ export const CLOSE = { policy: 1008, replaced: 4409, revoked: 4403, unauthorized
  */
 export const RUNNER_REFUSED = 'runner_log_unavailable';
 
+/** Frames about one run; a runner's frames about different runs are handled concurrently. */
+const RUN_FRAMES = new Set(['accepted', 'output', 'result', 'error']);
+
 /** A frame budget: after this many bad frames in a minute, the connection is closed. */
 const MAX_BAD_FRAMES = 10;
 
@@ -84,14 +87,14 @@ class RunnerSession {
     if (this.badFrames.length >= MAX_BAD_FRAMES) this.socket.close(CLOSE.policy, 'too many invalid frames');
   }
 
-  async onFrame(data: Buffer | string): Promise<void> {
+  /** Parse a frame: the message, or the error to answer it with. */
+  parse(data: Buffer | string): { msg: WireMessage } | { bad: string } {
     this.lastSeen = Date.now();
     const parsed = parseMessage(typeof data === 'string' ? data : new Uint8Array(data));
-    if (!parsed.ok) {
-      this.badFrame('invalid_message', parsed.error.message);
-      return;
-    }
-    const msg = parsed.value;
+    return parsed.ok ? { msg: parsed.value } : { bad: parsed.error.message };
+  }
+
+  async onMessage(msg: WireMessage): Promise<void> {
     if (!this.helloDone && msg.type !== 'hello') {
       this.badFrame('invalid_message', `expected hello first, got ${msg.type}`);
       return;
@@ -163,21 +166,46 @@ export class RunnerHub {
     const session = new RunnerSession(runner, socket, this);
     this.sessions.set(runner.id, session);
     if (previous !== undefined) previous.socket.close(CLOSE.replaced, 'replaced by a newer connection');
-    // Frames are handled one at a time per runner, in order.
-    let chain = Promise.resolve();
+    // Frames about one run (accepted, output, result, a refusal) are handled in order, one at
+    // a time; frames about different runs are handled concurrently, so their database writes
+    // share group commits instead of queueing behind each other. Any other frame (hello, ping,
+    // pack files, capability frames) waits for everything received before it, and everything
+    // after it waits for it.
+    let barrier: Promise<void> = Promise.resolve();
+    const tails = new Map<string, Promise<void>>();
+    const inflight = new Set<Promise<void>>();
+    const failed = (e: unknown): void => {
+      this.ctx.log.error({ err: e, runner: runner.id }, 'runner frame failed');
+      session.badFrame('internal', 'the server could not process this frame');
+      // Most likely the database is unreachable. A result not stored is not acked and the
+      // runner re-sends its outbox only after a reconnect: close, so it reconnects and retries.
+      session.socket.close(1011, 'server error; reconnect and re-send');
+    };
     socket.on('message', (data: Buffer) => {
-      chain = chain
-        .then(() => session.onFrame(data))
-        .catch((e: unknown) => {
-          this.ctx.log.error({ err: e, runner: runner.id }, 'runner frame failed');
-          session.badFrame('internal', 'the server could not process this frame');
-          // Most likely the database is unreachable. A result not stored is not acked and the
-          // runner re-sends its outbox only after a reconnect: close, so it reconnects and retries.
-          session.socket.close(1011, 'server error; reconnect and re-send');
-        });
+      const parsed = session.parse(data);
+      const msg = 'msg' in parsed ? parsed.msg : undefined;
+      // A bad frame is answered in its place in the stream, like any session frame.
+      const handle = (): Promise<void> | void =>
+        msg === undefined ? session.badFrame('invalid_message', (parsed as { bad: string }).bad) : session.onMessage(msg);
+      const rid = msg !== undefined && RUN_FRAMES.has(msg.type) ? (msg as { request_id?: string }).request_id : undefined;
+      let p: Promise<void>;
+      if (rid !== undefined) {
+        p = (tails.get(rid) ?? barrier).then(handle).catch(failed);
+        tails.set(rid, p);
+      } else {
+        p = Promise.all([barrier, ...tails.values()])
+          .then(handle)
+          .catch(failed);
+        barrier = p;
+      }
+      inflight.add(p);
+      void p.finally(() => {
+        inflight.delete(p);
+        if (rid !== undefined && tails.get(rid) === p) tails.delete(rid);
+      });
     });
     socket.on('close', () => {
-      void chain.finally(async () => {
+      void Promise.allSettled([...inflight]).finally(async () => {
         if (this.sessions.get(runner.id) !== session) return;
         this.sessions.delete(runner.id);
         for (const x of this.extensions)
@@ -602,6 +630,8 @@ export class RunnerHub {
   }
 
   private async emitStatusHere(runId: string): Promise<void> {
+    // Nobody watching this run here (no SSE, MCP progress or waiting call): no row to read.
+    if (this.events.listenerCount(`run:${runId}`) === 0) return;
     const row = await this.ctx.db.kysely.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
     if (row !== undefined)
       this.events.emit(`run:${runId}`, { type: 'status', runId, run: runView(row) } satisfies RunEvent);
