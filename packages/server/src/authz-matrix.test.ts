@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { z } from 'zod';
 import { type Caller, call, type HttpResult, login } from './accounts/test-support.js';
 import { type Permission, ROLE_PERMISSIONS } from './auth/permissions.js';
 import { createSession } from './auth/sessions.js';
@@ -19,83 +18,12 @@ import type { Db } from './db/database.js';
 import type { Role } from './db/schema.js';
 import type { RouteSpec } from './http/routes.js';
 import type { ApproverTables } from './policy/approvers.js';
+import { sampleBody } from './security/support.js';
 import { type TestDb, testDatabases } from './testing/databases.js';
 import { startTestServer, type TestServer } from './testing/server.js';
 
 /** Routes that exist today; the matrix fails if the registry shrinks below this. */
 const MIN_ROUTES = 30;
-
-// ---- minimal valid values from a zod schema (via its JSON Schema) ----
-
-// biome-ignore lint/suspicious/noExplicitAny: JSON Schema nodes, walked loosely
-type Js = Record<string, any>;
-
-function sampleString(s: Js): string {
-  if (s.format === 'uuid') return randomUUID();
-  if (s.format === 'date-time') return new Date().toISOString();
-  if (s.format === 'email') return 'a@example.com';
-  if (s.format === 'uri' || s.format === 'url') return 'https://example.com/';
-  const min = Math.max(1, Number(s.minLength ?? 1));
-  const candidates = [
-    'a',
-    'a.b',
-    'abc',
-    'a-b',
-    'a_b',
-    'a1',
-    'a.b.c',
-    'x'.repeat(min),
-    'because the matrix test says so',
-  ];
-  if (typeof s.pattern === 'string') {
-    const re = new RegExp(s.pattern);
-    const hit = candidates.find((c) => re.test(c) && c.length >= min && c.length <= (s.maxLength ?? Infinity));
-    if (hit !== undefined) return hit;
-  }
-  return 'a'.repeat(min).padEnd(Math.min(Number(s.maxLength ?? 12), 12), 'a');
-}
-
-function sample(s: Js | undefined, depth = 0): unknown {
-  if (s === undefined || depth > 8) return undefined;
-  if (s.const !== undefined) return s.const;
-  if (Array.isArray(s.enum)) return s.enum[0];
-  if (s.default !== undefined) return s.default;
-  const alt = (s.anyOf ?? s.oneOf) as Js[] | undefined;
-  if (Array.isArray(alt)) return sample(alt.find((a) => a.type !== 'null') ?? alt[0], depth + 1);
-  if (Array.isArray(s.allOf)) return sample(s.allOf[0], depth + 1);
-  const type = Array.isArray(s.type) ? s.type.find((t: string) => t !== 'null') : s.type;
-  switch (type) {
-    case 'object': {
-      const props = (s.properties ?? {}) as Record<string, Js>;
-      return Object.fromEntries(((s.required ?? []) as string[]).map((k) => [k, sample(props[k], depth + 1)]));
-    }
-    case 'array':
-      return Array.from({ length: Number(s.minItems ?? 0) }, () => sample(s.items, depth + 1));
-    case 'string':
-      return sampleString(s);
-    case 'integer':
-    case 'number':
-      return s.minimum ?? (s.exclusiveMinimum === undefined ? 1 : Number(s.exclusiveMinimum) + 1);
-    case 'boolean':
-      return false;
-    default:
-      return undefined;
-  }
-}
-
-/** A minimal body that passes the route's schema, or `{}` (then permitted callers may get 400). */
-function bodyFor(route: RouteSpec): { body: unknown; valid: boolean } {
-  if (route.body === undefined) return { body: undefined, valid: true };
-  let js: Js;
-  try {
-    js = z.toJSONSchema(route.body, { io: 'input', unrepresentable: 'any' }) as Js;
-  } catch {
-    return { body: {}, valid: false };
-  }
-  const candidate = sample(js) ?? {};
-  if (route.body.safeParse(candidate).success) return { body: candidate, valid: true };
-  return { body: {}, valid: route.body.safeParse({}).success };
-}
 
 // ---- callers ----
 
@@ -468,7 +396,7 @@ for (const { name, create } of testDatabases()) {
       const order = (r: RouteSpec) => (r.method === 'GET' ? 0 : r.method === 'DELETE' ? 2 : 1);
       routes.sort((a, b) => order(a) - order(b));
       for (const route of routes) {
-        const { body, valid } = bodyFor(route);
+        const { body, valid } = sampleBody(route);
         if (!valid) noBody.push(`${route.method} ${route.url}`);
         // Org B first: a same-org caller might legitimately delete or change the object.
         const callers = [...fx.callers].sort((a, b) => (a.org === 'B' ? -1 : 0) - (b.org === 'B' ? -1 : 0));
