@@ -84,5 +84,7 @@ function section(r) {
   for (const q of ratios) md.push(`**Ratio** — ${q.name}: **${q.value.toFixed(2)}×**`, '');
   for (const n of r.notes ?? []) md.push(`- ${n}`);
   md.push('');
+  // Hand-written analysis kept in the bench file, so a rewrite of the section keeps it.
+  if (r.discussion) md.push(r.discussion.trim(), '');
   return md;
 }
