@@ -55,7 +55,7 @@ struct cap_data {
 static const char *ro[MAX_PATHS], *rw[MAX_PATHS], *devs[MAX_PATHS], *cgroups[MAX_PATHS];
 static int n_ro, n_rw, n_dev, n_cg;
 static long uid = -1, gid = -1;
-static int userns;
+static int userns, want_proc;
 static const char *root;
 
 static void report(const char *fmt, ...) {
@@ -178,7 +178,54 @@ static void drop_capabilities(void) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs");
 }
 
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#define F_SEAL_WRITE 0x0008
+#endif
+
+/* --memfd FILE: see the header comment. All-zero pages are skipped: they read as zero anyway. */
+static int hold_memfd(const char *path) {
+  int in = open(path, O_RDONLY | O_CLOEXEC);
+  if (in < 0) die(path);
+  struct stat st;
+  if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) die(path);
+  int fd = (int)syscall(SYS_memfd_create, "airlock-snapshot-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) die("memfd_create");
+  if (ftruncate(fd, st.st_size) != 0) die("memfd size");
+  static char buf[1 << 20];
+  static const char zero[4096];
+  off_t off = 0;
+  for (;;) {
+    ssize_t n = pread(in, buf, sizeof buf, off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) die(path);
+    if (n == 0) break;
+    for (ssize_t k = 0; k < n; k += 4096) {
+      size_t len = (size_t)(n - k) < 4096 ? (size_t)(n - k) : 4096;
+      if (memcmp(buf + k, zero, len) == 0) continue;
+      if (pwrite(fd, buf + k, len, off + k) != (ssize_t)len) die("memfd write");
+    }
+    off += n;
+  }
+  close(in);
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) die("memfd seal");
+  report("fd %d\n", fd);
+  close(REPORT_FD);
+  char c;
+  while (read(0, &c, 1) > 0 || errno == EINTR) {
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--memfd") == 0) return hold_memfd(argv[2]);
   int i = 1;
   for (; i < argc; i++) {
     const char *a = argv[i];
@@ -188,6 +235,10 @@ int main(int argc, char **argv) {
     }
     if (strcmp(a, "--userns") == 0) {
       userns = 1;
+      continue;
+    }
+    if (strcmp(a, "--proc") == 0) {
+      want_proc = 1;
       continue;
     }
     if (i + 1 >= argc) usage("option without a value");
@@ -242,6 +293,7 @@ int main(int argc, char **argv) {
       die("remount /dev read-only");
   }
   make_parents("/tmp", 1);
+  if (want_proc) make_parents("/proc", 1);
   if (chdir(root) != 0) die("chdir jail root");
   /* pivot_root(".", ".") stacks the old root under the new one; detaching it leaves only ours. */
   if (syscall(SYS_pivot_root, ".", ".") != 0) die("pivot_root");
@@ -254,6 +306,11 @@ int main(int argc, char **argv) {
   pid_t child = fork();
   if (child < 0) die("fork");
   if (child == 0) {
+    /* Mounted from inside the new pid namespace, so it shows the monitor's processes only. */
+    /* (subset=pid needs Linux 5.8; older kernels get the whole, but namespaced, procfs.) */
+    if (want_proc && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid,hidepid=invisible") != 0 &&
+        (errno != EINVAL || mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0))
+      die("mount /proc");
     drop_capabilities();
     struct rlimit core = {0, 0};
     setrlimit(RLIMIT_CORE, &core);

@@ -42,6 +42,8 @@ export interface LaunchSpec {
    * instead of booting; only for backends whose handles offer `saveSnapshot`.
    */
   readonly restoreFrom?: string;
+  /** This VM boots only to be saved (`saveSnapshot`): backends may lay out its RAM for cheap restores. */
+  readonly snapshotSource?: boolean;
 }
 
 /** What a backend writes so a restarted daemon can find (and re-adopt or kill) the VM. */
@@ -84,4 +86,6 @@ export interface Backend {
   adopt(record: AdoptRecord, dir: string): Promise<VmHandle | undefined>;
   /** Free host resources a reaped (not re-adopted) VM left behind, e.g. its host cgroup. */
   cleanup?(record: AdoptRecord): void;
+  /** Release what the backend holds for the daemon's lifetime (e.g. restored VMs' RAM images). */
+  close?(): void;
 }

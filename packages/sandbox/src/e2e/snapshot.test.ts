@@ -4,11 +4,24 @@
  * must be as fresh as a cold one: its own writable layer, fresh random state
  * (not the snapshot's), the host's clock, the caller's limits, no process or
  * file from another sandbox. Also through the warm pool.
+ *
+ * The RAM of a restored guest is the saved RAM image mapped copy-on-write from a
+ * sealed memfd: clones share its pages until they write them, and no monitor can
+ * change what the next sandbox starts from.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { closeSync, createReadStream, openSync, readdirSync, readlinkSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SandboxClient } from '../client.js';
 import { startDaemon, type TestDaemon, waitUntil } from '../testing/harness.js';
+
+async function sha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
 
 describe('snapshot restore (qemu)', { timeout: 600_000 }, () => {
   let d: TestDaemon;
@@ -40,6 +53,11 @@ describe('snapshot restore (qemu)', { timeout: 600_000 }, () => {
     const [ra, rb] = await Promise.all([c.exec(a.id, { code: rnd }), c.exec(b.id, { code: rnd })]);
     assert.equal(ra.stdout.length, 32);
     assert.notEqual(ra.stdout, rb.stdout);
+    // Nor the same boot id (the kernel makes it on first read: nothing may read it before the save).
+    const bootId = 'cat /proc/sys/kernel/random/boot_id';
+    const ids = await Promise.all([first, a, b].map(async (s) => (await c.exec(s.id, { code: bootId })).stdout.trim()));
+    for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-/);
+    assert.equal(new Set(ids).size, 3, `boot ids: ${ids.join(' ')}`);
 
     // The host's clock, not the saved one.
     const now = Date.now() / 1000;
@@ -67,6 +85,39 @@ describe('snapshot restore (qemu)', { timeout: 600_000 }, () => {
       .split('\n')
       .filter((l) => !/^(\/bin\/sh -c|tr )/.test(l));
     assert.deepEqual(procs, ['/init '], `processes: ${ps}`);
+
+    // The saved state is device state only; the RAM image sits next to it, the daemon's alone.
+    const snapDir = join(d.stateDir, '.snapshots');
+    const files = readdirSync(snapDir);
+    const state = files.find((f) => f.endsWith('.vmstate'));
+    const ram = files.find((f) => f.endsWith('.ram'));
+    assert.ok(state && ram, `snapshot files: ${files.join(' ')}`);
+    assert.ok(statSync(join(snapDir, state)).size < 4 << 20, 'the state file carries no RAM');
+    const ramStat = statSync(join(snapDir, ram));
+    assert.equal(ramStat.mode & 0o777, 0o600);
+    assert.equal(ramStat.uid, process.getuid?.());
+    // Both clones map one sealed memfd: shared pages, and writing it is refused even to a
+    // descriptor opened for writing (what a subverted monitor would try).
+    const pa = d.manager.get(a.id).vm.pid;
+    const pb = d.manager.get(b.id).vm.pid;
+    assert.match(readlinkSync(`/proc/${pa}/fd/4`), /^\/memfd:airlock-snapshot-ram/);
+    assert.equal(statSync(`/proc/${pa}/fd/4`).ino, statSync(`/proc/${pb}/fd/4`).ino);
+    // After both clones ran and wrote (their writable layers live in guest RAM), the image
+    // they map still holds exactly the saved RAM: their writes went to private copies.
+    assert.equal(await sha256(`/proc/${pa}/fd/4`), await sha256(join(snapDir, ram)));
+    const fd = openSync(`/proc/${pa}/fd/4`, 'r+');
+    try {
+      assert.throws(() => writeSync(fd, Buffer.from('tamper'), 0, 6, 4096), { code: 'EPERM' });
+    } finally {
+      closeSync(fd);
+    }
+    // The /proc the jail mounts for this shows the monitor's own pid namespace, pid entries only.
+    const jailProc = readdirSync(`/proc/${pa}/root/proc`);
+    assert.deepEqual(
+      jailProc.filter((e) => /^\d+$/.test(e)),
+      ['1'],
+    );
+    assert.ok(!jailProc.includes('sys') && !jailProc.includes('kcore'), `jail /proc: ${jailProc.join(' ')}`);
     for (const sb of [first, a, b]) await c.delete(sb.id);
   });
 

@@ -91,7 +91,7 @@ export function jailReport(plan: JailPlan, seccomp: boolean): JailProperty[] {
       property: 'mount namespace',
       in_effect: on,
       detail: on
-        ? 'own root on a tmpfs: /usr and libraries read-only, the kernel, initramfs and pack image read-only, its socket directory'
+        ? 'own root on a tmpfs: /usr and libraries read-only, the kernel, initramfs and pack image read-only, its socket directory; a VM restored from a saved state also gets a /proc of its own pid namespace (pid entries only) to open its sealed RAM image'
         : 'sees the host filesystem as the daemon user',
     },
     {
@@ -135,6 +135,8 @@ export interface JailSpec {
   readonly readWrite: readonly string[];
   readonly devices: readonly string[];
   readonly cgroupProcs: readonly string[];
+  /** Mount a procfs of the jail's pid namespace (pid entries only): to open an inherited descriptor by path. */
+  readonly proc?: boolean;
 }
 
 /** The launcher's command line, up to and including `--` (the monitor's argv follows). */
@@ -147,6 +149,7 @@ export function jailArgv(plan: JailPlan, spec: JailSpec): string[] {
   } else {
     out.push('--userns');
   }
+  if (spec.proc) out.push('--proc');
   out.push('--root', spec.root);
   for (const p of spec.readOnly) out.push('--ro', p);
   for (const p of spec.readWrite) out.push('--rw', p);

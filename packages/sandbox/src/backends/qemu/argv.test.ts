@@ -52,4 +52,38 @@ describe('QEMU command line (security-visible: pinned)', () => {
     const text = qemuArgv(spec, { kind: 'tcg' }).join(' ');
     assert.doesNotMatch(text, /-netdev|-nic|virtio-net|-net |9p|virtfs|vhost-user-fs|readonly=off/);
   });
+
+  it('boots a snapshot source with its RAM in a shared file in its run directory', () => {
+    const argv = qemuArgv({ ...spec, snapshotSource: true }, { kind: 'tcg' });
+    assert.equal(argv[argv.indexOf('-M') + 1], 'microvm,pit=on,memory-backend=ram');
+    assert.equal(
+      argv[argv.indexOf('-object') + 1],
+      'memory-backend-file,id=ram,size=192M,mem-path=/run/al/sb_0123456789ab/run/ram,share=on',
+    );
+    assert.ok(argv.includes('-kernel'));
+    assert.ok(!argv.includes('-incoming'));
+  });
+
+  it('restores with the RAM image mapped copy-on-write, no kernel, and the device state deferred', () => {
+    const argv = qemuArgv({ ...spec, restoreFrom: '/s/shell.vmstate' }, { kind: 'tcg' }, '/proc/self/fd/4');
+    assert.equal(argv[argv.indexOf('-M') + 1], 'microvm,pit=on,memory-backend=ram');
+    // share=off: a guest write copies the page; the image (and every other clone) never sees it.
+    assert.equal(
+      argv[argv.indexOf('-object') + 1],
+      'memory-backend-file,id=ram,size=192M,mem-path=/proc/self/fd/4,share=off',
+    );
+    assert.equal(argv[argv.indexOf('-incoming') + 1], 'defer');
+    for (const f of ['-kernel', '-initrd', '-append']) assert.ok(!argv.includes(f), `${f} on a restore`);
+    // Same devices as the source, or the saved device state would not load.
+    const text = argv.join(' ');
+    assert.match(text, /virtio-blk-device,drive=pack .*virtio-serial-device,max_ports=2/);
+    assert.doesNotMatch(text, /-netdev|-nic|virtio-net|9p|virtfs|readonly=off/);
+  });
+
+  it('restores an older state (RAM in the stream) over the socket as before', () => {
+    const argv = qemuArgv({ ...spec, restoreFrom: '/s/shell.vmstate' }, { kind: 'tcg' });
+    assert.equal(argv[argv.indexOf('-incoming') + 1], 'unix:/run/al/sb_0123456789ab/run/in.sock');
+    assert.ok(!argv.includes('-object'));
+    assert.ok(argv.includes('-kernel'));
+  });
 });

@@ -21,10 +21,12 @@ export function qemuPaths(dir: string): {
   outgoing: string;
   log: string;
   jailRoot: string;
+  ram: string;
 } {
   const run = join(dir, 'run');
   return {
     run,
+    ram: join(run, 'ram'),
     ctl: join(run, 'ctl.sock'),
     qmp: join(run, 'qmp.sock'),
     incoming: join(run, 'in.sock'),
@@ -46,11 +48,26 @@ export function qemuPaths(dir: string): {
  * - `-sandbox on,…` turns on QEMU's own seccomp filter (no spawning, no
  *   privilege changes) as defence in depth.
  */
-export function qemuArgv(spec: LaunchSpec, accel: Accel): string[] {
+export function qemuArgv(spec: LaunchSpec, accel: Accel, restoreRam?: string): string[] {
   const p = qemuPaths(spec.dir);
-  // A restore takes the saved state over a Unix socket in run/ (QEMU 7.2 has no file:
-  // URI, and exec: would need the spawning that -sandbox forbids); it starts running once loaded.
-  const incoming = spec.restoreFrom ? ['-incoming', `unix:${p.incoming}`] : [];
+  // Guest RAM of a snapshot's source VM is a file shared with QEMU (written through), so the
+  // saved state can leave RAM out (x-ignore-shared). A restore maps that image privately
+  // (share=off): pages stay shared with every other clone and the host page cache until the
+  // guest writes them, so a restore reads no RAM and an idle clone costs little memory.
+  const ram =
+    spec.restoreFrom && restoreRam
+      ? [`mem-path=${restoreRam}`, 'share=off']
+      : spec.snapshotSource
+        ? [`mem-path=${p.ram}`, 'share=on']
+        : undefined;
+  const memory = ram ? ['-object', ['memory-backend-file', 'id=ram', `size=${spec.memoryMb}M`, ...ram].join(',')] : [];
+  // A restore takes the device state over a Unix socket in run/ (QEMU 7.2 has no file:
+  // URI, and exec: would need the spawning that -sandbox forbids). `defer`: the migration
+  // capability x-ignore-shared is set over QMP before the stream is accepted.
+  const incoming = spec.restoreFrom ? ['-incoming', restoreRam ? 'defer' : `unix:${p.incoming}`] : [];
+  // A restored guest's kernel is in the saved RAM: loading the kernel image again would only
+  // cost time and host memory (the firmware it would reset into never runs).
+  const restoring = spec.restoreFrom !== undefined && restoreRam !== undefined;
   const cmdline = [
     'console=ttyS0',
     'quiet',
@@ -65,16 +82,15 @@ export function qemuArgv(spec: LaunchSpec, accel: Accel): string[] {
   // biome-ignore format: flag/value pairs read best on one line each
   return [
     '-name', `airlock-${spec.id},process=airlock-${spec.id}`,
-    '-M', 'microvm,pit=on',
+    '-M', ram ? 'microvm,pit=on,memory-backend=ram' : 'microvm,pit=on',
+    ...memory,
     '-cpu', accel.kind === 'kvm' ? 'host' : 'max',
     '-accel', accel.kind === 'kvm' ? 'kvm' : 'tcg,tb-size=32',
     '-m', String(spec.memoryMb),
     '-smp', String(spec.vcpus),
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
     '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
-    '-kernel', spec.kernel,
-    '-initrd', spec.initramfs,
-    '-append', cmdline.join(' '),
+    ...(restoring ? [] : ['-kernel', spec.kernel, '-initrd', spec.initramfs, '-append', cmdline.join(' ')]),
     '-chardev', 'ringbuf,id=con,size=65536',
     '-serial', 'chardev:con',
     '-drive', `id=pack,file=${spec.packImage},if=none,format=raw,readonly=on`,

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { SandboxError } from '../../errors.js';
 import { cgroupDirs, createCgroup, type HostCgroup, removeCgroupDirs, removeCgroupSoon } from '../../jail/cgroup.js';
@@ -24,7 +24,7 @@ import type { AdoptRecord, Backend, BackendStatus, LaunchSpec, VmHandle } from '
 import { type Accel, qemuArgv, qemuPaths } from './argv.js';
 import { hostTscKhz, type KvmProbe, probeKvm } from './kvm.js';
 import { Qmp } from './qmp.js';
-import { restoreQemuState, saveQemuState } from './snapshot.js';
+import { restoreQemuState, saveQemuState, snapshotRamPath } from './snapshot.js';
 
 /** Options for the QEMU backend. */
 export interface QemuOptions {
@@ -45,6 +45,15 @@ const MONITOR_OVERHEAD_MB = { tcg: 192, kvm: 128 } as const;
 const MONITOR_PIDS = 128;
 
 const LOG_TAIL = 64 * 1024;
+/** The descriptor number a restored monitor finds its RAM image at (`mem-path=/proc/self/fd/4`). */
+const RAM_FD = 4;
+
+/** A sealed in-memory copy of one saved RAM image, shared by every VM restored from it. */
+interface RamImage {
+  readonly fd: number;
+  readonly ino: number;
+  readonly mtimeMs: number;
+}
 
 /**
  * QEMU `-M microvm` backend: one QEMU process per sandbox, guest control over
@@ -56,6 +65,8 @@ export class QemuBackend implements Backend {
   private kvm: KvmProbe | undefined;
   readonly jail: JailPlan;
   private readonly uids: UidPool;
+  /** Sealed copies of saved RAM images by path (see `ramImage`). */
+  private readonly ramImages = new Map<string, Promise<RamImage | undefined>>();
 
   constructor(private readonly opts: QemuOptions) {
     this.binary = opts.binary ?? '/usr/bin/qemu-system-x86_64';
@@ -106,12 +117,22 @@ export class QemuBackend implements Backend {
         `runtime dir ${spec.dir} is too long for Unix sockets; use a shorter AIRLOCK_HOME`,
       );
     mkdirSync(paths.run, { recursive: true, mode: 0o700 });
+    // A jail inside a user namespace cannot mount the /proc a restore opens its RAM image
+    // through (the kernel refuses procfs where no full one is visible): its source VMs keep
+    // RAM in the saved stream, and restores stream it in.
+    if (spec.snapshotSource && this.jail.level === 'userns') spec = { ...spec, snapshotSource: false };
     const accel = this.accel();
-    const argv = qemuArgv(spec, accel);
-    const handle = await this.start(spec, accel.kind, argv);
+    // A state saved with its RAM image restores by mapping it (fast, shared); an older
+    // state carries its RAM in the stream and restores the slow way.
+    const ramFile = spec.restoreFrom ? snapshotRamPath(spec.restoreFrom) : undefined;
+    const mapped = ramFile !== undefined && existsSync(ramFile) && this.jail.level !== 'userns';
+    const ram = mapped ? await this.ramImage(ramFile) : undefined;
+    const memPath = ram ? `/proc/self/fd/${RAM_FD}` : mapped ? ramFile : undefined;
+    const argv = qemuArgv(spec, accel, memPath);
+    const handle = await this.start(spec, accel.kind, argv, ram?.fd);
     if (spec.restoreFrom) {
       try {
-        await restoreQemuState(paths.qmp, paths.incoming, spec.restoreFrom, handle.exited);
+        await restoreQemuState(paths.qmp, paths.incoming, spec.restoreFrom, handle.exited, memPath !== undefined);
       } catch (e) {
         await handle.kill();
         throw e;
@@ -120,12 +141,83 @@ export class QemuBackend implements Backend {
     return handle;
   }
 
-  private async start(spec: LaunchSpec, accel: 'kvm' | 'tcg', argv: string[]): Promise<VmHandle> {
+  /**
+   * A sealed memfd holding the RAM image at `file`, made once per image by the
+   * jail launcher (`airlock-jail --memfd`) and kept open here. Restored monitors
+   * open it as /proc/self/fd/4 and map it copy-on-write: they share its pages, and
+   * a subverted one cannot write it (sealed), so later sandboxes start clean. Without
+   * a launcher the monitor maps the file itself (it runs unjailed then anyway).
+   */
+  private async ramImage(file: string): Promise<RamImage | undefined> {
+    const launcher = this.jail.launcher;
+    if (!launcher || !existsSync(launcher)) return undefined;
+    const st = statSync(file);
+    const cached = this.ramImages.get(file);
+    if (cached) {
+      const img = await cached.catch(() => undefined);
+      if (img && img.ino === st.ino && img.mtimeMs === st.mtimeMs) return img;
+      // The image was saved again: drop the old copy (once: only whoever removes it closes it).
+      if (this.ramImages.get(file) === cached) {
+        this.ramImages.delete(file);
+        if (img) closeSync(img.fd);
+      }
+    }
+    const made = this.ramImages.get(file) ?? this.makeRamImage(launcher, file, st.ino, st.mtimeMs);
+    this.ramImages.set(file, made);
+    try {
+      return await made;
+    } catch (e) {
+      this.ramImages.delete(file);
+      throw new SandboxError('boot_failed', `cannot load the saved RAM image ${file}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Drop the RAM images (VMs already restored keep their own references). */
+  close(): void {
+    const images = [...this.ramImages.values()];
+    this.ramImages.clear();
+    for (const p of images)
+      void p.then(
+        (img) => img && closeSync(img.fd),
+        () => {},
+      );
+  }
+
+  private async makeRamImage(launcher: string, file: string, ino: number, mtimeMs: number): Promise<RamImage> {
+    const child = spawn(launcher, ['--memfd', file], { stdio: ['pipe', 'ignore', 'inherit', 'pipe'] });
+    try {
+      const report = await new Promise<string>((resolve, reject) => {
+        child.once('error', reject);
+        const out = child.stdio[3] as Readable;
+        out.setEncoding('utf8');
+        let text = '';
+        out.on('data', (d: string) => {
+          text = (text + d).slice(0, 4096);
+        });
+        out.on('end', () => resolve(text));
+        out.on('error', reject);
+      });
+      const n = /^fd (\d+)$/m.exec(report)?.[1];
+      if (!n || !child.pid) throw new Error(report.trim().replace(/^error /, '') || 'the launcher reported nothing');
+      // Our own descriptor of the memfd: it stays valid after the holder exits.
+      const fd = openSync(`/proc/${child.pid}/fd/${n}`, 'r');
+      return { fd, ino, mtimeMs };
+    } finally {
+      child.stdin?.end();
+    }
+  }
+
+  private async start(spec: LaunchSpec, accel: 'kvm' | 'tcg', argv: string[], ramFd?: number): Promise<VmHandle> {
     const paths = qemuPaths(spec.dir);
+    // The RAM image descriptor lands at RAM_FD in the monitor (and only there).
+    const extra = ramFd !== undefined ? [ramFd] : [];
     if (this.jail.level === 'none') {
       const log = openSync(paths.log, 'a');
       // Detached: QEMU outlives a daemon crash so the next daemon can re-adopt or reap it.
-      const child = spawn(this.binary, argv, { detached: true, stdio: ['ignore', log, log] });
+      const child = spawn(this.binary, argv, {
+        detached: true,
+        stdio: ['ignore', log, log, ...(extra.length ? ['ignore' as const, ...extra] : [])],
+      });
       closeSync(log);
       const pid = await new Promise<number>((resolve, reject) => {
         child.once('spawn', () => resolve(child.pid ?? -1));
@@ -140,11 +232,16 @@ export class QemuBackend implements Backend {
       const startTime = processStartTime(pid) ?? 0;
       return this.handle({ backend: 'qemu', id: spec.id, pid, startTime, dir: spec.dir }, spec.dir, exited);
     }
-    return this.launchJailed(spec, accel, argv);
+    return this.launchJailed(spec, accel, argv, extra);
   }
 
   /** Start QEMU through the jail launcher: own uid, namespaces, root and cgroup (see guest/jail/airlock-jail.c). */
-  private async launchJailed(spec: LaunchSpec, accel: 'kvm' | 'tcg', argv: string[]): Promise<VmHandle> {
+  private async launchJailed(
+    spec: LaunchSpec,
+    accel: 'kvm' | 'tcg',
+    argv: string[],
+    extra: readonly number[],
+  ): Promise<VmHandle> {
     const paths = qemuPaths(spec.dir);
     const root = this.jail.level === 'root';
     const uid = root ? this.uids.take() : undefined;
@@ -173,13 +270,15 @@ export class QemuBackend implements Backend {
       readOnly: [
         ...systemPaths(),
         ...(this.binary.startsWith('/usr/') ? [] : [this.binary]),
-        spec.kernel,
-        spec.initramfs,
+        // A restore whose RAM is mapped from its image loads no kernel (see argv.ts).
+        ...(extra.length ? [] : [spec.kernel, spec.initramfs]),
         spec.packImage,
       ],
       readWrite: [paths.run],
       devices: ['null', 'zero', 'urandom', 'random', ...(accel === 'kvm' ? ['kvm'] : [])],
       cgroupProcs: cg?.procsFiles ?? [],
+      // /proc/self/fd/4 is how the monitor opens the inherited RAM image.
+      proc: extra.length > 0,
     });
     const log = openSync(paths.log, 'a');
     const [bin, ...rest] = launcherArgv as [string, ...string[]];
@@ -187,7 +286,7 @@ export class QemuBackend implements Backend {
     // fd 3 carries the launcher's report: "pid N" (QEMU's host pid) or "error …".
     const child = spawn(bin, [...rest, this.binary, ...argv], {
       detached: true,
-      stdio: ['ignore', log, log, 'pipe'],
+      stdio: ['ignore', log, log, 'pipe', ...extra],
     });
     closeSync(log);
     const exited = new Promise<string>((resolve) => {
@@ -299,13 +398,19 @@ export class QemuBackend implements Backend {
         await q.execute('stop');
         q.close();
       },
-      saveSnapshot: (file: string) =>
-        saveQemuState(
+      saveSnapshot: async (file: string) => {
+        // Booted as a snapshot source: its RAM is already a file (argv.ts).
+        const ramSource = existsSync(paths.ram) ? paths.ram : undefined;
+        await saveQemuState(
           paths.qmp,
           paths.outgoing,
           file,
           typeof record['uid'] === 'number' ? (record['uid'] as number) : undefined,
-        ),
+          ramSource,
+        );
+        // Make the sealed copy now, in the background, so the first restore need not wait for it.
+        if (ramSource && this.jail.level !== 'userns') void this.ramImage(snapshotRamPath(file)).catch(() => {});
+      },
     };
   }
 }
