@@ -215,7 +215,7 @@ const cases = [
     name: 'network reach',
     short: true,
     attack:
-      "TCP to 1.1.1.1:53, to the host's loopback and external addresses (ports the harness listens on), QEMU's user-net gateway 10.0.2.2, and a DNS lookup",
+      "TCP to 1.1.1.1:53, to the host's loopback and external addresses (ports the harness listens on), QEMU's user-net gateway 10.0.2.2, the egress proxy endpoint 127.0.0.1:3128 (this sandbox has no egress: the default), and a DNS lookup",
     expected:
       'every attempt fails in the guest (no network device but lo) AND the host listeners see no connection (checked at the far end)',
     async run({ client, py }) {
@@ -225,6 +225,7 @@ const cases = [
           ['1.1.1.1', 53],
           ['10.0.2.2', l.loopbackPort],
           ['127.0.0.1', l.loopbackPort],
+          ['127.0.0.1', 3128],
           ...l.hostIps.map((ip) => [ip, l.anyPort]),
         ];
         const code = [

@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -112,6 +114,20 @@ static int cg_stale_n = 0;
 
 static uint8_t *outq;
 static size_t outq_len, outq_cap, outq_off;
+
+/* Egress streams: one per connection accepted on the proxy endpoint (see proto.h). */
+struct net_stream {
+  int used;
+  uint32_t id;
+  int fd;
+  uint32_t unacked; /* bytes sent to the host it has not acknowledged: at most AL_NET_WINDOW */
+  uint8_t *buf;     /* bytes from the host not yet written to the client: at most AL_NET_WINDOW */
+  size_t len;
+  int sent_close, got_close;
+};
+static struct net_stream nets[AL_NET_MAX_STREAMS];
+static int net_listen_fd = -1;
+static uint32_t net_seq = 0;
 
 static void logmsg(const char *fmt, ...) {
   va_list ap;
@@ -208,9 +224,13 @@ static void flush_out(void) {
 
 static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
+static void net_drop_all(void);
+
 static void host_gone(void) {
   /* Under gVisor the daemon's pipe is our only link: when it closes, the sandbox is over. */
   if (chan_kind == CHAN_STDIO) _exit(0);
+  /* The host's half of every egress stream died with its connection. */
+  net_drop_all();
   /* Drop partial input and queued output: the next host connection starts on a frame boundary. */
   splitter.have = 0;
   discarding = 0;
@@ -699,6 +719,180 @@ static void pump_get(struct xfer *x) {
   memset(x, 0, sizeof *x);
 }
 
+
+/* ---------- egress streams (proxy endpoint on 127.0.0.1, bytes relayed over the channel) ---------- */
+
+static struct net_stream *net_by_id(uint32_t id) {
+  for (int i = 0; i < AL_NET_MAX_STREAMS; i++)
+    if (nets[i].used && nets[i].id == id) return &nets[i];
+  return NULL;
+}
+
+static void net_free(struct net_stream *s) {
+  if (s->fd >= 0) close(s->fd);
+  free(s->buf);
+  memset(s, 0, sizeof *s);
+  s->fd = -1;
+}
+
+static void net_drop_all(void) {
+  for (int i = 0; i < AL_NET_MAX_STREAMS; i++)
+    if (nets[i].used) net_free(&nets[i]);
+}
+
+static void net_send_close(struct net_stream *s) {
+  if (s->sent_close) return;
+  s->sent_close = 1;
+  send_frame(AL_T_NET_CLOSE_G, s->id, NULL, 0);
+}
+
+/* Free once both sides said they are done and everything the host sent reached the client. */
+static void net_maybe_done(struct net_stream *s) {
+  if (!s->got_close || s->len > 0) return;
+  if (!s->sent_close) {
+    shutdown(s->fd, SHUT_WR); /* the client reads EOF and may still send */
+    return;
+  }
+  net_free(s);
+}
+
+static int bring_up_lo(void) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  int r = ioctl(fd, SIOCGIFFLAGS, &ifr);
+  if (r == 0 && !(ifr.ifr_flags & IFF_UP)) {
+    /* The kernel gives lo 127.0.0.1/8 when it comes up. */
+    ifr.ifr_flags |= IFF_UP;
+    r = ioctl(fd, SIOCSIFFLAGS, &ifr);
+  }
+  int e = errno;
+  close(fd);
+  errno = e;
+  return r;
+}
+
+static void net_listen(uint32_t id, const uint8_t *payload, size_t n) {
+  uint16_t port;
+  if (al_decode_net_listen(payload, n, &port) != 0) return send_error(id, AL_E_BAD_REQUEST, "malformed listen request");
+  if (net_listen_fd >= 0) return send_frame(AL_T_OK, id, NULL, 0);
+  if (bring_up_lo() != 0) return send_error(id, AL_E_IO, "bring up lo: %s", strerror(errno));
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return send_error(id, AL_E_IO, "socket: %s", strerror(errno));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, AL_NET_MAX_STREAMS) != 0) {
+    int e = errno;
+    close(fd);
+    return send_error(id, AL_E_IO, "listen on 127.0.0.1:%u: %s", port, strerror(e));
+  }
+  net_listen_fd = fd;
+  send_frame(AL_T_OK, id, NULL, 0);
+}
+
+static void net_accept(void) {
+  int c = accept4(net_listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (c < 0) return;
+  struct net_stream *s = NULL;
+  for (int i = 0; i < AL_NET_MAX_STREAMS; i++)
+    if (!nets[i].used) {
+      s = &nets[i];
+      break;
+    }
+  /* At the stream cap (or with no host to relay to) the client sees its connection closed. */
+  if (!s || !connected) {
+    close(c);
+    return;
+  }
+  memset(s, 0, sizeof *s);
+  s->used = 1;
+  s->fd = c;
+  if (++net_seq == 0) net_seq = 1;
+  s->id = net_seq;
+  send_frame(AL_T_NET_OPEN, s->id, NULL, 0);
+}
+
+static void net_read(struct net_stream *s) {
+  uint8_t buf[AL_CHUNK];
+  size_t room = AL_NET_WINDOW - s->unacked;
+  if (room > sizeof buf) room = sizeof buf;
+  if (room == 0) return;
+  ssize_t n = read(s->fd, buf, room);
+  if (n > 0) {
+    send_frame(AL_T_NET_DATA_G, s->id, buf, (size_t)n);
+    s->unacked += (uint32_t)n;
+    return;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  net_send_close(s);
+  if (n < 0) return net_free(s); /* reset by the client: nothing more can be written either */
+  net_maybe_done(s);
+}
+
+static void net_write(struct net_stream *s) {
+  size_t done = 0;
+  while (done < s->len) {
+    ssize_t w = write(s->fd, s->buf + done, s->len - done);
+    if (w > 0) {
+      done += (size_t)w;
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN) break;
+    /* The client went away: what the host still sends has nowhere to go. */
+    net_send_close(s);
+    return net_free(s);
+  }
+  if (done > 0) {
+    memmove(s->buf, s->buf + done, s->len - done);
+    s->len -= done;
+    uint8_t b[4];
+    put_u32(b, (uint32_t)done);
+    send_frame(AL_T_NET_ACK_G, s->id, b, 4);
+  }
+  net_maybe_done(s);
+}
+
+static void net_frame(uint8_t type, uint32_t id, const uint8_t *payload, size_t n) {
+  struct net_stream *s = net_by_id(id);
+  if (!s) return; /* a late frame for a stream already gone: not an error */
+  if (type == AL_T_NET_DATA_H) {
+    if (s->got_close) return;
+    if (n > AL_CHUNK || s->len + n > AL_NET_WINDOW) {
+      /* The host overran the window: end this stream, not the channel. */
+      net_send_close(s);
+      return net_free(s);
+    }
+    if (n == 0) return;
+    uint8_t *b = realloc(s->buf, s->len + n);
+    if (!b) {
+      net_send_close(s);
+      return net_free(s);
+    }
+    memcpy(b + s->len, payload, n);
+    s->buf = b;
+    s->len += n;
+    return net_write(s);
+  }
+  if (type == AL_T_NET_CLOSE_H) {
+    s->got_close = 1;
+    return net_maybe_done(s);
+  }
+  uint32_t acked;
+  if (al_decode_net_ack(payload, n, &acked) != 0) {
+    net_send_close(s);
+    return net_free(s);
+  }
+  s->unacked = acked > s->unacked ? 0 : s->unacked - acked;
+}
+
 /* ---------- frame dispatch ---------- */
 
 static void shutdown_now(void) {
@@ -818,6 +1012,12 @@ static void on_frame(void *ctx, uint8_t type, uint32_t id, const uint8_t *payloa
       return get_begin(id, payload, n);
     case AL_T_CONFIG:
       return apply_config(id, payload, n);
+    case AL_T_NET_LISTEN:
+      return net_listen(id, payload, n);
+    case AL_T_NET_DATA_H:
+    case AL_T_NET_CLOSE_H:
+    case AL_T_NET_ACK_H:
+      return net_frame(type, id, payload, n);
     case AL_T_SHUTDOWN:
       flush_out();
       if (chan_kind == CHAN_STDIO) _exit(0);
@@ -1013,7 +1213,8 @@ int main(int argc, char **argv) {
   }
   logmsg("%s ready (protocol %d)", AGENT_VERSION, AL_PROTOCOL_VERSION);
 
-  struct pollfd pf[2 + 3 * MAX_PROCS + MAX_XFERS];
+  for (int i = 0; i < AL_NET_MAX_STREAMS; i++) nets[i].fd = -1;
+  struct pollfd pf[3 + 3 * MAX_PROCS + MAX_XFERS + AL_NET_MAX_STREAMS];
   for (;;) {
     uint64_t now = now_ms();
     int n = 0, timeout = -1;
@@ -1043,6 +1244,16 @@ int main(int argc, char **argv) {
         int t = due > now ? (int)(due - now) : 0;
         if (timeout < 0 || t < timeout) timeout = t;
       }
+    }
+    int listen_slot = -1, net_slot[AL_NET_MAX_STREAMS];
+    if (net_listen_fd >= 0 && connected) listen_slot = n, pf[n++] = (struct pollfd){net_listen_fd, POLLIN, 0};
+    for (int i = 0; i < AL_NET_MAX_STREAMS; i++) {
+      struct net_stream *s = &nets[i];
+      net_slot[i] = -1;
+      if (!s->used) continue;
+      /* Read a client only while the host has room for it (window) and our queue is short. */
+      short ev = (short)((reading && !s->sent_close && s->unacked < AL_NET_WINDOW ? POLLIN : 0) | (s->len > 0 ? POLLOUT : 0));
+      if (ev) net_slot[i] = n, pf[n++] = (struct pollfd){s->fd, ev, 0};
     }
     int xfer_ready = 0;
     for (int i = 0; i < MAX_XFERS; i++)
@@ -1088,6 +1299,14 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < MAX_XFERS; i++)
       if (xfers[i].used && xfers[i].is_get && xfers[i].fd >= 0 && outq_pending() < OUT_HIGH_WATER) pump_get(&xfers[i]);
+    if (listen_slot >= 0 && (pf[listen_slot].revents & POLLIN)) net_accept();
+    for (int i = 0; i < AL_NET_MAX_STREAMS; i++) {
+      if (net_slot[i] < 0 || !nets[i].used) continue;
+      short re = pf[net_slot[i]].revents;
+      short want = pf[net_slot[i]].events;
+      if ((want & POLLOUT) && (re & (POLLOUT | POLLERR | POLLHUP))) net_write(&nets[i]);
+      if (nets[i].used && (want & POLLIN) && (re & (POLLIN | POLLERR | POLLHUP))) net_read(&nets[i]);
+    }
     flush_out();
   }
 }

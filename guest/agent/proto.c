@@ -67,7 +67,7 @@ uint32_t al_frame_length(const uint8_t *p) {
   return n;
 }
 
-int al_host_type_known(uint8_t type) { return type >= AL_T_HELLO && type <= AL_T_CONFIG; }
+int al_host_type_known(uint8_t type) { return type >= AL_T_HELLO && type <= AL_T_NET_ACK_H; }
 
 int al_decode_exec(const uint8_t *payload, size_t n, struct al_exec *out) {
   struct al_reader r;
@@ -107,6 +107,23 @@ int al_decode_get(const uint8_t *payload, size_t n, struct al_str *path) {
   al_reader_init(&r, payload, n);
   *path = al_string(&r, AL_MAX_PATH);
   if (r.failed || r.left != 0 || path->len == 0 || path->p[0] != '/') return -1;
+  return 0;
+}
+
+int al_decode_net_listen(const uint8_t *payload, size_t n, uint16_t *port) {
+  struct al_reader r;
+  al_reader_init(&r, payload, n);
+  *port = al_u16(&r);
+  if (r.failed || r.left != 0) return -1;
+  if (*port == 0) *port = AL_NET_PROXY_PORT;
+  return 0;
+}
+
+int al_decode_net_ack(const uint8_t *payload, size_t n, uint32_t *bytes) {
+  struct al_reader r;
+  al_reader_init(&r, payload, n);
+  *bytes = al_u32(&r);
+  if (r.failed || r.left != 0 || *bytes == 0 || *bytes > AL_NET_WINDOW) return -1;
   return 0;
 }
 

@@ -28,6 +28,9 @@
 #define AL_MAX_PATH 4096
 #define AL_CHUNK 32768 /* largest data chunk the guest sends */
 #define AL_MAX_ENTROPY 512 /* bytes of host randomness in one CONFIG frame */
+#define AL_NET_WINDOW 262144   /* per stream and direction: bytes sent and not yet acknowledged */
+#define AL_NET_MAX_STREAMS 64  /* egress streams open at once in one guest */
+#define AL_NET_PROXY_PORT 3128 /* where the guest's proxy endpoint listens (127.0.0.1) */
 
 /* host -> guest */
 #define AL_T_HELLO 0x01    /* payload: opaque nonce (<= 64 bytes), echoed in READY */
@@ -41,6 +44,21 @@
 #define AL_T_GET 0x09      /* str path; guest answers FILE_DATA* FILE_END or ERROR */
 #define AL_T_SHUTDOWN 0x0a /* empty; guest syncs and powers off */
 #define AL_T_CONFIG 0x0b   /* u32 max_procs (0 = keep), u32 rw_mb (0 = keep), u64 unix time ms (0 = keep), entropy bytes (<= AL_MAX_ENTROPY); guest answers OK or ERROR */
+/*
+ * Egress streams (only when the sandbox has egress): the guest brings up lo and
+ * listens on 127.0.0.1:port; every accepted connection is a stream whose id the
+ * GUEST picks (its own counter, never reused on one connection; a separate id
+ * space from host requests). Bytes flow in NET_DATA frames of at most AL_CHUNK;
+ * a sender keeps at most AL_NET_WINDOW bytes unacknowledged per stream, and the
+ * receiver sends NET_ACK once it has written bytes on. NET_CLOSE means "no more
+ * data from me" (a half-close); a side frees the stream once it has sent and
+ * received NET_CLOSE. A window overrun or a bad frame closes that stream only.
+ * _H types are sent by the host, _G types by the guest.
+ */
+#define AL_T_NET_LISTEN 0x0c  /* u16 port (0 = AL_NET_PROXY_PORT); guest answers OK or ERROR */
+#define AL_T_NET_DATA_H 0x0d  /* bytes (<= AL_CHUNK) for the guest-side socket of stream id */
+#define AL_T_NET_CLOSE_H 0x0e /* empty: the host sends no more data on stream id */
+#define AL_T_NET_ACK_H 0x0f   /* u32 bytes of the guest's NET_DATA the host has passed on */
 
 /* guest -> host */
 #define AL_T_READY 0x81     /* u32 protocol version, nonce echoed from HELLO (0 at boot) */
@@ -53,6 +71,10 @@
 #define AL_T_FILE_DATA 0x88 /* bytes */
 #define AL_T_FILE_END 0x89  /* u64 size */
 #define AL_T_ERROR 0x8a     /* u16 code, str message */
+#define AL_T_NET_OPEN 0x8b     /* empty: a new stream (id chosen by the guest) was accepted */
+#define AL_T_NET_DATA_G 0x8c   /* bytes (<= AL_CHUNK) the guest-side client sent on stream id */
+#define AL_T_NET_CLOSE_G 0x8d  /* empty: the guest sends no more data on stream id */
+#define AL_T_NET_ACK_G 0x8e    /* u32 bytes of the host's NET_DATA the guest has written to the client */
 
 /* EXEC flags */
 #define AL_EXEC_STDIN 0x01 /* keep stdin open for STDIN frames; else it reads EOF at once */
@@ -127,6 +149,12 @@ struct al_config {
 
 /** Decode a CONFIG payload; returns 0 or -1. */
 int al_decode_config(const uint8_t *payload, size_t n, struct al_config *out);
+
+/** Decode a NET_LISTEN payload (the port, 0 = AL_NET_PROXY_PORT); returns 0 or -1. */
+int al_decode_net_listen(const uint8_t *payload, size_t n, uint16_t *port);
+
+/** Decode a NET_ACK payload; returns 0 or -1 (0 bytes or more than AL_NET_WINDOW is malformed). */
+int al_decode_net_ack(const uint8_t *payload, size_t n, uint32_t *bytes);
 
 /** Decode a GET payload; returns 0 or -1. */
 int al_decode_get(const uint8_t *payload, size_t n, struct al_str *path);

@@ -1,5 +1,16 @@
+import type { EgressEvent } from './egress/events.js';
 import { SANDBOX_ERROR_CODES, SandboxError, type SandboxErrorCode } from './errors.js';
 import type { ExecEvent, ExecResult } from './sandbox.js';
+
+/** `GET /sandboxes/{id}/egress`: the sandbox's egress policy (secret names only) and its attempts. */
+export interface EgressReport {
+  readonly sandbox: string;
+  readonly enabled: boolean;
+  readonly allow: readonly string[];
+  readonly secrets: readonly { name: string; hosts: readonly string[] }[];
+  readonly events: readonly EgressEvent[];
+  readonly dropped_events: number;
+}
 
 /** Default daemon address: `$AIRLOCK_SANDBOX_ADDR` or 127.0.0.1:7777. */
 export function defaultDaemonAddress(env: NodeJS.ProcessEnv = process.env): string {
@@ -124,6 +135,11 @@ export class SandboxClient {
   async getFile(id: string, path: string): Promise<Buffer> {
     const res = await this.call('GET', `/sandboxes/${encodeURIComponent(id)}/files?${new URLSearchParams({ path })}`);
     return Buffer.from(await res.arrayBuffer());
+  }
+
+  /** The sandbox's egress policy and every egress attempt it made. */
+  egress(id: string): Promise<EgressReport> {
+    return this.json('GET', `/sandboxes/${encodeURIComponent(id)}/egress`);
   }
 
   /** Delete (idempotent: deleting an unknown id succeeds). */

@@ -5,7 +5,7 @@
 
 export { type KvmProbe, probeKvm } from './backends/qemu/kvm.js';
 export type { BackendName, BackendStatus, IsolationLevel } from './backends/types.js';
-export { defaultDaemonAddress, SandboxClient } from './client.js';
+export { defaultDaemonAddress, type EgressReport, SandboxClient } from './client.js';
 export {
   type HostStopReason,
   imageHash,
@@ -13,6 +13,8 @@ export {
   SandboxHostClient,
   type SandboxHostOptions,
 } from './control/index.js';
+export type { EgressEvent } from './egress/events.js';
+export type { EgressDaemonOptions, EgressRequest } from './egress/setup.js';
 export { SANDBOX_ERROR_CODES, SandboxError, type SandboxErrorCode, toSandboxError } from './errors.js';
 export { createSandboxServer, listen } from './http/server.js';
 export { type BuildOptions, buildImages, type Progress } from './images/builder.js';

@@ -6,6 +6,14 @@ import { AIRLOCK_VERSION } from '@airlock/core';
 import { killIfOurs, processAlive } from './backends/process-util.js';
 import { createBackend } from './backends/select.js';
 import type { AdoptRecord, Backend, BackendName, BackendStatus, VmHandle } from './backends/types.js';
+import type { EgressDaemonConfig } from './egress/session.js';
+import {
+  type EgressDaemonOptions,
+  type EgressRequest,
+  egressDaemonConfig,
+  egressDaemonOptions,
+  enableEgress,
+} from './egress/setup.js';
 import { SandboxError, toSandboxError } from './errors.js';
 import { GuestChannel } from './guest/channel.js';
 import { buildImages, type Progress } from './images/builder.js';
@@ -66,6 +74,8 @@ export interface ManagerOptions {
   readonly jail?: JailOptions;
   /** Log lines for the operator (never guest output). */
   readonly log?: (line: string) => void;
+  /** Opt-in egress per sandbox (see egress/setup.ts): available unless `enabled: false`. */
+  readonly egress?: EgressDaemonOptions;
 }
 
 /** Create request after validation. */
@@ -82,6 +92,8 @@ export interface CreateRequest {
   /** Guest processes and threads at once. */
   readonly max_procs?: number | undefined;
   readonly env?: Readonly<Record<string, string>> | undefined;
+  /** Egress allowlist and secrets; absent or false: no egress. */
+  readonly egress?: boolean | EgressRequest | undefined;
 }
 
 const RECORD = 'record.json';
@@ -106,6 +118,8 @@ export class SandboxManager {
   private bootingBytes = 0;
   private filling: Promise<void> | undefined;
   private closed = false;
+  private readonly egressOpts: ReturnType<typeof egressDaemonOptions>;
+  private egressShared: EgressDaemonConfig | undefined;
 
   private constructor(
     private readonly opts: ManagerOptions,
@@ -125,6 +139,7 @@ export class SandboxManager {
     };
     // Fail at start, not at the first create, when the defaults exceed the maximums.
     resolveLimits({}, this.daemonLimits);
+    this.egressOpts = egressDaemonOptions(opts.egress);
   }
 
   /** Check images and backend, then re-adopt or clean up what a previous daemon left. */
@@ -261,6 +276,10 @@ export class SandboxManager {
       sandboxes: this.sandboxes.size,
       warm_pool: { size: this.opts.warmPool ?? 0, ready: this.warmCounts() },
       snapshots: { enabled: this.snapshotsOn(), saved: this.snapshotCount() },
+      egress: {
+        enabled: this.egressOpts.enabled,
+        resolver: this.egressOpts.dnsServers ? this.egressOpts.dnsServers : 'system',
+      },
     };
   }
 
@@ -303,7 +322,11 @@ export class SandboxManager {
       throw new SandboxError('capacity_exceeded', `at most ${this.maxSandboxes()} sandboxes at once`);
     const limits = this.limitsFor(req);
     const env = req.env ?? {};
-    const warm = this.takeWarm(req.language_pack, limits);
+    const egress = typeof req.egress === 'object' ? req.egress : undefined;
+    if (egress && !this.egressOpts.enabled)
+      throw new SandboxError('invalid_request', 'egress: disabled on this daemon (AIRLOCK_SANDBOX_EGRESS=off)');
+    // Egress sandboxes skip the warm pool: they boot (or restore) fresh and get their proxy at create.
+    const warm = egress ? undefined : this.takeWarm(req.language_pack, limits);
     if (warm) {
       const pooled = warm.limits;
       warm.env = env;
@@ -347,6 +370,10 @@ export class SandboxManager {
     }
     try {
       await this.configure(sb, limits.rw_mb);
+      if (egress) {
+        this.egressShared ??= egressDaemonConfig(this.egressOpts);
+        await enableEgress(sb, egress, this.egressShared, this.egressOpts.onEvent);
+      }
     } catch (e) {
       await this.discard(sb);
       throw toSandboxError(e);
@@ -457,7 +484,8 @@ export class SandboxManager {
         if (!timeout) rmSync(file, { force: true });
       }
     }
-    const sb = await this.bootOnce(packName, limits, env, warm, undefined);
+    // restore=false is the snapshot's own source VM: booted to be saved.
+    const sb = await this.bootOnce(packName, limits, env, warm, undefined, !restore);
     if (restore) this.scheduleSnapshot(packName, limits);
     return sb;
   }
@@ -468,6 +496,7 @@ export class SandboxManager {
     env: Readonly<Record<string, string>>,
     warm: boolean,
     restoreFrom: string | undefined,
+    snapshotSource = false,
   ): Promise<Sandbox> {
     const pack = this.manifest.packs[packName];
     if (!pack) throw new SandboxError('unknown_language_pack', `language_pack "${packName}" is not built`);
@@ -488,6 +517,7 @@ export class SandboxManager {
         vcpus: limits.vcpus,
         rwMb: limits.rw_mb,
         ...(restoreFrom ? { restoreFrom } : {}),
+        ...(snapshotSource ? { snapshotSource } : {}),
       });
     } catch (e) {
       rmSync(dir, { recursive: true, force: true });
@@ -695,6 +725,7 @@ export class SandboxManager {
     ]);
     await this.filling;
     await this.snapshotQueue;
+    this.backend.close?.();
     rmSync(join(this.stateDir, OWNER), { force: true });
   }
 }

@@ -1,5 +1,6 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { VmHandle } from './backends/types.js';
+import type { EgressSession } from './egress/session.js';
 import { SandboxError } from './errors.js';
 import type { ExitInfo, GuestChannel, GuestProcess } from './guest/channel.js';
 
@@ -149,6 +150,8 @@ export class Sandbox {
   warm = false;
   /** Started from a saved VM state instead of a boot. */
   restored = false;
+  /** Its egress (proxy session, policy, log) when the create asked for it; none by default. */
+  egress: EgressSession | undefined;
 
   constructor(
     readonly id: string,
@@ -366,6 +369,7 @@ export class Sandbox {
       limits: this.limits,
       vm_pid: this.vm.pid,
       processes: [...this.processes.values()].filter((p) => p.running).length,
+      egress: this.egress ? this.egress.describe() : null,
       ...(this.failure ? { failure: this.failure } : {}),
     };
   }

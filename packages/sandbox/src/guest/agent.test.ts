@@ -7,16 +7,18 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { processAlive } from '../backends/process-util.js';
+import { GuestStream } from '../egress/stream.js';
 import type { SandboxError } from '../errors.js';
 import { compileAgent } from '../images/builder.js';
 import { guestSourceDir } from '../paths.js';
-import { GuestChannel } from './channel.js';
-import { encode, MAX_FRAME } from './protocol.js';
+import { GuestChannel, type NetHandler } from './channel.js';
+import { encode, MAX_FRAME, NET_MAX_STREAMS, NET_WINDOW } from './protocol.js';
 
 const hasMusl = existsSync('/usr/bin/musl-gcc');
 const work = mkdtempSync(join(tmpdir(), 'agent-test-'));
@@ -204,6 +206,160 @@ describe('airlock-init (host, --stdio)', {
   });
 });
 
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+describe('airlock-init egress streams (host, --stdio)', {
+  skip: !hasMusl && 'musl-gcc not installed (apt-get install musl-tools)',
+}, () => {
+  let child: ChildProcess;
+  let ch: GuestChannel;
+  let port: number;
+  /** Per test: what to do with streams the guest opens. */
+  let handler: NetHandler;
+  const clients: Socket[] = [];
+
+  before(async () => {
+    if (!existsSync(agentPath)) compileAgent(guestSourceDir(), agentPath);
+    ({ child, channel: ch } = startAgent());
+    await ch.handshake(Date.now() + 5000);
+    ch.setNetHandler({
+      onOpen: (id) => handler.onOpen(id),
+      onData: (id, d) => handler.onData(id, d),
+      onClose: (id) => handler.onClose(id),
+      onAck: (id, n) => handler.onAck(id, n),
+      onReset: () => handler.onReset(),
+    });
+    port = await freePort();
+    await ch.netListen(port);
+    await ch.netListen(port); // idempotent
+  });
+
+  after(() => {
+    for (const c of clients) c.destroy();
+    ch.close();
+    child.kill('SIGKILL');
+  });
+
+  function client(): Socket {
+    const c = netConnect(port, '127.0.0.1');
+    c.on('error', () => {});
+    clients.push(c);
+    return c;
+  }
+
+  /** Streams served by GuestStream (the daemon's own class) with `serve`. */
+  function withStreams(serve: (s: GuestStream) => void): Map<number, GuestStream> {
+    const streams = new Map<number, GuestStream>();
+    handler = {
+      onOpen: (id) => {
+        const s = new GuestStream(id, ch);
+        streams.set(id, s);
+        serve(s);
+      },
+      onData: (id, d) => streams.get(id)?.deliver(d),
+      onClose: (id) => streams.get(id)?.remoteClosed(),
+      onAck: (id, n) => streams.get(id)?.acked(n),
+      onReset: () => {
+        for (const s of streams.values()) s.lost();
+      },
+    };
+    return streams;
+  }
+
+  it('relays a connection both ways, 4 MiB each way intact, with half-close', async () => {
+    withStreams((s) => s.pipe(s)); // echo
+    const c = client();
+    const big = Buffer.alloc(4 << 20);
+    for (let i = 0; i < big.length; i += 4) big.writeUInt32LE(i, i);
+    const got: Buffer[] = [];
+    c.on('data', (d) => got.push(d));
+    const closed = new Promise((r) => c.once('close', r));
+    c.end(big);
+    await closed;
+    assert.ok(Buffer.concat(got).equals(big), 'echoed bytes differ');
+  });
+
+  it('the guest never has more than NET_WINDOW bytes unacknowledged on a stream', async () => {
+    let received = 0;
+    let opened = 0;
+    handler = {
+      onOpen: () => opened++,
+      onData: (_id, d) => {
+        received += d.length;
+      },
+      onClose: () => {},
+      onAck: () => {},
+      onReset: () => {},
+    };
+    const c = client();
+    c.write(Buffer.alloc(2 << 20, 1));
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(opened, 1);
+    assert.equal(received, NET_WINDOW, 'the guest sent past the window without acknowledgements');
+    c.destroy();
+  });
+
+  it(`caps streams at ${NET_MAX_STREAMS}: further connections are closed`, async () => {
+    const ids = new Set<number>();
+    handler = { onOpen: (id) => ids.add(id), onData: () => {}, onClose: () => {}, onAck: () => {}, onReset: () => {} };
+    // The previous test's stream is still open in the guest (never acknowledged, never closed).
+    const conns = Array.from({ length: NET_MAX_STREAMS + 6 }, () => client());
+    const closedEarly = conns.map(
+      (c) =>
+        new Promise<boolean>((r) => {
+          c.once('close', () => r(true));
+          setTimeout(() => r(false), 2500);
+        }),
+    );
+    const results = await Promise.all(closedEarly);
+    assert.equal(ids.size, NET_MAX_STREAMS - 1);
+    assert.equal(results.filter(Boolean).length, 7, 'connections past the cap must be closed');
+    for (const id of ids) ch.netClose(id);
+    for (const c of conns) c.destroy();
+  });
+
+  it('a host that overruns the window only loses that stream', async () => {
+    const closes: number[] = [];
+    let opened = -1;
+    handler = {
+      onOpen: (id) => (opened = id),
+      onData: () => {},
+      onClose: (id) => closes.push(id),
+      onAck: () => {},
+      onReset: () => {},
+    };
+    // The previous test's streams are being freed in the guest: retry until one is accepted as a stream.
+    let c = client();
+    for (let i = 0; i < 20 && opened < 0; i++) {
+      await waitFor(() => opened > 0 || c.destroyed, 1000).catch(() => {});
+      if (opened < 0) c = client();
+    }
+    assert.ok(opened > 0, 'no stream opened');
+    // Nobody reads on the client side. The guest holds at most NET_WINDOW bytes it could not write yet;
+    // the kernel's socket buffers absorb a few MiB first, so send far past both.
+    c.pause();
+    const chunk = Buffer.alloc(32768, 2);
+    for (let i = 0; i < (NET_WINDOW / chunk.length) * 128; i++) ch.writeRawForTest(encode.netData(opened, chunk));
+    await waitFor(() => closes.includes(opened));
+    // The channel is fine: an exec still runs.
+    assert.equal((await run(ch, ['/bin/echo', 'alive'])).stdout, 'alive\n');
+  });
+});
+
+async function waitFor(fn: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 const fuzzRuntime = '/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a';
 const canFuzz = existsSync('/usr/bin/clang') && existsSync(fuzzRuntime);
 
@@ -247,6 +403,12 @@ describe('guest frame decoder fuzzing (libFuzzer)', {
       encode.get(3, '/etc/hostname'),
       encode.config(5, { maxProcs: 64, rwMb: 16, timeMs: 1, entropy: Buffer.alloc(32, 7) }),
       Buffer.concat([encode.ping(4, Buffer.from('p')), encode.stdin(4, Buffer.from('data')), encode.signal(4, 9)]),
+      Buffer.concat([
+        encode.netListen(6, 0),
+        encode.netData(7, Buffer.from('GET / HTTP/1.1\r\n\r\n')),
+        encode.netAck(7, 4096),
+        encode.netClose(7),
+      ]),
     ];
     for (const [i, s] of seeds.entries()) writeFileSync(join(corpus, `seed${i}`), s);
     const seconds = Number(process.env['AIRLOCK_FUZZ_SECONDS'] ?? 10);

@@ -41,6 +41,18 @@ export interface GuestProcess {
   signal(signo: number): void;
 }
 
+/**
+ * Receiver of egress stream frames (see NET_* in proto.h). The stream ids are
+ * the guest's; `onReset` says every stream died with the connection.
+ */
+export interface NetHandler {
+  onOpen(id: number): void;
+  onData(id: number, data: Buffer): void;
+  onClose(id: number): void;
+  onAck(id: number, bytes: number): void;
+  onReset(): void;
+}
+
 type Pending = {
   onFrame(f: GuestFrame): boolean; // true when the request is complete
   fail(e: SandboxError): void;
@@ -72,6 +84,7 @@ export class GuestChannel extends EventEmitter {
   private handshaking = false;
   private helloNonce: Buffer | undefined;
   private onReady: (() => void) | undefined;
+  private net: NetHandler | undefined;
   /** Number of resets after protocol violations, for inspection and tests. */
   resets = 0;
 
@@ -174,6 +187,10 @@ export class GuestChannel extends EventEmitter {
         if (this.helloNonce && f.nonce.equals(this.helloNonce) && f.version === PROTOCOL_VERSION) this.onReady?.();
         continue;
       }
+      if (f.kind === 'net_open' || f.kind === 'net_data' || f.kind === 'net_close' || f.kind === 'net_ack') {
+        this.onNetFrame(f);
+        continue;
+      }
       if (f.kind === 'error' && f.id === 0) {
         this.violation(`guest rejected our stream: ${f.message}`);
         return;
@@ -184,6 +201,66 @@ export class GuestChannel extends EventEmitter {
     }
   }
 
+  private onNetFrame(f: Extract<GuestFrame, { kind: 'net_open' | 'net_data' | 'net_close' | 'net_ack' }>): void {
+    const h = this.net;
+    if (!h) {
+      // No egress here (or it was not restored after a daemon restart): refuse the stream.
+      if (f.kind === 'net_open') void this.send(encode.netClose(f.id)).catch(() => {});
+      return;
+    }
+    if (f.kind === 'net_open') h.onOpen(f.id);
+    else if (f.kind === 'net_data') h.onData(f.id, f.data);
+    else if (f.kind === 'net_ack') h.onAck(f.id, f.bytes);
+    else h.onClose(f.id);
+  }
+
+  /** Route egress stream frames to `h` (one handler per channel). */
+  setNetHandler(h: NetHandler | undefined): void {
+    this.net = h;
+  }
+
+  /** Send bytes on an egress stream (the caller keeps within the window); resolves when written. */
+  netData(stream: number, data: Buffer): Promise<void> {
+    return this.send(encode.netData(stream, data));
+  }
+
+  netClose(stream: number): void {
+    void this.send(encode.netClose(stream)).catch(() => {});
+  }
+
+  netAck(stream: number, bytes: number): void {
+    void this.send(encode.netAck(stream, bytes)).catch(() => {});
+  }
+
+  /** Ask the guest to bring up lo and listen on 127.0.0.1:port for egress streams. */
+  netListen(port: number, timeoutMs = 10_000): Promise<void> {
+    const id = this.id();
+    return new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new SandboxError('guest_lost', `guest did not answer the egress listen request within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.register(id, {
+        onFrame: (f) => {
+          clearTimeout(t);
+          if (f.kind === 'ok') resolve();
+          else if (f.kind === 'error') reject(new SandboxError('guest_error', `guest egress endpoint: ${f.message}`));
+          else reject(new SandboxError('guest_protocol', `unexpected ${f.kind} frame answering a listen request`));
+          return true;
+        },
+        fail: (e) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      });
+      this.send(encode.netListen(id, port)).catch((e: unknown) => {
+        clearTimeout(t);
+        this.pending.delete(id);
+        reject(e);
+      });
+    });
+  }
+
   /** A frame broke the protocol: drop the stream, fail in-flight work, reconnect. */
   private violation(why: string): void {
     this.onBroken(new SandboxError('guest_protocol', `guest channel reset: ${why}`));
@@ -192,6 +269,8 @@ export class GuestChannel extends EventEmitter {
   private onBroken(err: SandboxError): void {
     this.detach();
     this.emit('broken', err);
+    // The guest drops its half of every egress stream on hang-up: drop ours too.
+    this.net?.onReset();
     const pend = [...this.pending.values()];
     this.pending.clear();
     for (const p of pend) p.fail(err);
@@ -449,6 +528,7 @@ export class GuestChannel extends EventEmitter {
   close(): void {
     this.closed = true;
     this.detach();
+    this.net?.onReset();
     const pend = [...this.pending.values()];
     this.pending.clear();
     for (const p of pend) p.fail(new SandboxError('guest_lost', 'sandbox is shutting down'));

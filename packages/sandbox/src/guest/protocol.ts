@@ -19,6 +19,10 @@ export const MAX_ENV = 1024;
 export const MAX_PATH = 4096;
 export const CHUNK = 32768;
 export const MAX_ENTROPY = 512;
+/** Egress streams: unacknowledged bytes per stream and direction, streams at once, proxy port. */
+export const NET_WINDOW = 262144;
+export const NET_MAX_STREAMS = 64;
+export const NET_PROXY_PORT = 3128;
 
 /** Frame types; host→guest below 0x80, guest→host from 0x80. */
 export const T = {
@@ -33,6 +37,10 @@ export const T = {
   GET: 0x09,
   SHUTDOWN: 0x0a,
   CONFIG: 0x0b,
+  NET_LISTEN: 0x0c,
+  NET_DATA_H: 0x0d,
+  NET_CLOSE_H: 0x0e,
+  NET_ACK_H: 0x0f,
   READY: 0x81,
   PONG: 0x82,
   STARTED: 0x83,
@@ -43,6 +51,10 @@ export const T = {
   FILE_DATA: 0x88,
   FILE_END: 0x89,
   ERROR: 0x8a,
+  NET_OPEN: 0x8b,
+  NET_DATA_G: 0x8c,
+  NET_CLOSE_G: 0x8d,
+  NET_ACK_G: 0x8e,
 } as const;
 
 export const EXEC_STDIN = 0x01;
@@ -76,7 +88,11 @@ export type GuestFrame =
     }
   | { readonly kind: 'ok'; readonly id: number }
   | { readonly kind: 'file_end'; readonly id: number; readonly size: number }
-  | { readonly kind: 'error'; readonly id: number; readonly code: number; readonly message: string };
+  | { readonly kind: 'error'; readonly id: number; readonly code: number; readonly message: string }
+  /** Egress stream frames: `id` is the guest's stream id (its own id space, see proto.h). */
+  | { readonly kind: 'net_open' | 'net_close'; readonly id: number }
+  | { readonly kind: 'net_data'; readonly id: number; readonly data: Buffer }
+  | { readonly kind: 'net_ack'; readonly id: number; readonly bytes: number };
 
 /** Thrown by the decoders on a frame that breaks the protocol. */
 export class ProtocolViolation extends Error {
@@ -151,6 +167,21 @@ export const encode = {
   putEnd: (id: number) => frame(T.PUT_END, id),
   get: (id: number, path: string) => frame(T.GET, id, str(path)),
   shutdown: () => frame(T.SHUTDOWN, 0),
+  netListen(id: number, port: number): Buffer {
+    const b = Buffer.allocUnsafe(2);
+    b.writeUInt16LE(port, 0);
+    return frame(T.NET_LISTEN, id, b);
+  },
+  netData(stream: number, data: Buffer): Buffer {
+    if (data.length > CHUNK) throw new ProtocolViolation(`stream data chunk of ${data.length} bytes exceeds ${CHUNK}`);
+    return frame(T.NET_DATA_H, stream, data);
+  },
+  netClose: (stream: number) => frame(T.NET_CLOSE_H, stream),
+  netAck(stream: number, bytes: number): Buffer {
+    const b = Buffer.allocUnsafe(4);
+    b.writeUInt32LE(bytes, 0);
+    return frame(T.NET_ACK_H, stream, b);
+  },
   config(id: number, spec: ConfigFrameSpec): Buffer {
     if (spec.entropy.length > MAX_ENTROPY) throw new ProtocolViolation(`at most ${MAX_ENTROPY} bytes of entropy`);
     const head = Buffer.allocUnsafe(16);
@@ -209,6 +240,23 @@ export function decodeGuestFrame(type: number, id: number, p: Buffer): GuestFram
       if (len !== p.length - 6 || len > 1024)
         throw new ProtocolViolation('ERROR message length does not match its frame');
       return { kind: 'error', id, code: p.readUInt16LE(0), message: p.subarray(6).toString('utf8') };
+    }
+    case T.NET_OPEN:
+      need(p, 0, 'NET_OPEN');
+      return { kind: 'net_open', id };
+    case T.NET_CLOSE_G:
+      need(p, 0, 'NET_CLOSE');
+      return { kind: 'net_close', id };
+    case T.NET_DATA_G:
+      if (p.length === 0 || p.length > CHUNK)
+        throw new ProtocolViolation(`stream data chunk of ${p.length} bytes outside 1..${CHUNK}`);
+      return { kind: 'net_data', id, data: p };
+    case T.NET_ACK_G: {
+      need(p, 4, 'NET_ACK');
+      const bytes = p.readUInt32LE(0);
+      if (bytes === 0 || bytes > NET_WINDOW)
+        throw new ProtocolViolation(`NET_ACK of ${bytes} bytes outside 1..${NET_WINDOW}`);
+      return { kind: 'net_ack', id, bytes };
     }
     default:
       throw new ProtocolViolation(`unknown guest frame type 0x${type.toString(16).padStart(2, '0')}`);

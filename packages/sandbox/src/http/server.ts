@@ -175,6 +175,19 @@ export function createSandboxServer(manager: SandboxManager): Server {
     void size;
   });
 
+  // Every egress attempt of the sandbox (allowed and refused), oldest first.
+  route('GET', '/sandboxes/{id}/egress', async (_q, res, [id]) => {
+    const sb = manager.get(id ?? '');
+    const e = sb.egress;
+    send(res, 200, {
+      sandbox: sb.id,
+      enabled: e !== undefined,
+      ...(e ? e.describe() : { allow: [], secrets: [] }),
+      events: e ? e.log.list() : [],
+      dropped_events: e ? e.log.dropped : 0,
+    });
+  });
+
   route('GET', '/sandboxes/{id}/processes', async (_q, res, [id]) => {
     const sb = manager.get(id ?? '');
     send(res, 200, { processes: [...sb.processes.values()].map((p) => p.describe()) });
