@@ -15,6 +15,7 @@ import { findGroup, registerApproverRoutes } from './approvers.js';
 import { evaluate } from './decide.js';
 import type { Tier } from './engine.js';
 import { grantView, loadScope, loadSettings, MAX_APPROVAL_TTL_S, ruleView } from './store.js';
+import { webhookTargets, webhookUrlProblem } from './webhook.js';
 
 /** Remove a subject's runner scope (back to "every runner its role allows"). */
 async function clearScope(q: Kysely<Database>, subjectType: 'user' | 'api_key', subjectId: string): Promise<void> {
@@ -308,6 +309,11 @@ export async function registerPolicyRoutes(ctx: ServerContext): Promise<ModuleHa
     }),
     handler: async ({ principal, body }) => {
       const p = principal!;
+      if (typeof body.webhook_url === 'string') {
+        const why = await webhookUrlProblem(webhookTargets(ctx), body.webhook_url);
+        if (why !== undefined)
+          throw ApiError.badRequest(`webhook_url: ${why}`, [{ field: 'webhook_url', message: why }]);
+      }
       const old = await db.kysely
         .selectFrom('policy_settings')
         .selectAll()

@@ -86,6 +86,23 @@ export class WebhookTargets {
   }
 }
 
+/**
+ * Why a webhook URL cannot work, checked when an admin saves it so the mistake is named at
+ * once (delivery checks again, on the address it connects to, since names can re-resolve).
+ * A name that does not resolve now is accepted: it may resolve where and when it is used.
+ */
+export async function webhookUrlProblem(targets: WebhookTargets, url: string): Promise<string | undefined> {
+  const u = new URL(url);
+  if (u.username !== '' || u.password !== '') return 'credentials in the URL are not allowed (use webhook_secret)';
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host) !== 0) return targets.refusal(host);
+  const addresses = await new Promise<LookupAddress[]>((resolve) =>
+    dnsLookup(host, { all: true }, (err, list) => resolve(err === null ? list : [])),
+  );
+  const bad = addresses.map((a) => targets.refusal(a.address)).find((r) => r !== undefined);
+  return bad === undefined ? undefined : `${host} resolves to ${bad}`;
+}
+
 /** The outcome of one delivery attempt; never throws. */
 export type Delivery =
   | { readonly kind: 'delivered'; readonly status: number }

@@ -164,11 +164,32 @@ for (const { name, create } of testDatabases()) {
       const { db } = guarded.server.ctx;
       const org = guarded.server.bootstrap.orgId;
       const key = await mintTestKey(db, org, await ownerId(db, org), ROLE_PERMISSIONS.owner);
-      const set = await requestFrom(guarded.url, 'PUT', '/api/v1/policy/settings', {
+      const put = (webhook_url: string) =>
+        requestFrom(guarded.url, 'PUT', '/api/v1/policy/settings', {
+          headers: { authorization: `Bearer ${key}` },
+          body: { webhook_url },
+        });
+      // Refused when saved, naming the field and the reason (loopback literal, then credentials).
+      const set = await put(hook.url);
+      assert.equal(set.status, 400, set.text);
+      assert.match(set.text, /"field":"webhook_url"/);
+      assert.match(set.text, /loopback, private, link-local or reserved/);
+      const creds = await put('https://user:pw@example.com/hook');
+      assert.equal(creds.status, 400, creds.text);
+      assert.match(creds.text, /credentials in the URL/);
+      for (const inward of ['http://169.254.169.254/latest', 'http://[::ffff:10.0.0.1]/', 'http://localhost:9/'])
+        assert.equal((await put(inward)).status, 400, `${inward} refused when saved`);
+      // A URL stored before this check existed (or resolving inward later) is still refused at delivery.
+      const row = await requestFrom(guarded.url, 'PUT', '/api/v1/policy/settings', {
         headers: { authorization: `Bearer ${key}` },
-        body: { webhook_url: hook.url },
+        body: { approval_ttl_s: 600 },
       });
-      assert.equal(set.status, 200, set.text);
+      assert.equal(row.status, 200, row.text);
+      await db.kysely
+        .updateTable('policy_settings')
+        .set({ webhook_url: hook.url })
+        .where('org_id', '=', org)
+        .execute();
       await notify(guarded.server.ctx, org, 'approval.requested', { run_id: 'x' });
       await sleep(500);
       assert.deepEqual(hook.hits, [], 'refused by default');
