@@ -1,14 +1,15 @@
 // Sandboxes under the control plane, end to end with real parts: a control plane (SQLite and
 // PostgreSQL), sandbox hosts booting real QEMU guests (TCG, 192 MiB) that dial out over the
-// runner WebSocket, and the official MCP SDK client with agent API keys.
+// runner WebSocket, and the official MCP SDK client with agent API keys. The egress case (SQLite
+// only, one guest) has a real far end: servers in a network namespace (egress-far fixture).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { redeemBootstrapKey } from '@airlock/runner';
-import { SandboxHostClient, SandboxManager } from '@airlock/sandbox';
+import { type EgressDaemonOptions, SandboxHostClient, SandboxManager } from '@airlock/sandbox';
 import {
   apiClient,
   mintTestKey,
@@ -19,6 +20,8 @@ import {
 } from '@airlock/server/testing';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+// The far-end fixture is test support of the sandbox package, not part of its public surface.
+import { FAR_PORTS, startFarEnd, startTestDns } from '../../sandbox/dist/testing/egress-far.js';
 
 type ToolResult = {
   isError?: boolean;
@@ -52,6 +55,7 @@ async function startHost(
   api: ReturnType<typeof apiClient>,
   name: string,
   maxSandboxes: number,
+  egress?: EgressDaemonOptions,
 ): Promise<Host> {
   const created = await api('POST', '/api/v1/runners', { name, labels: { kind: 'sandbox' } });
   assert.equal(created.status, 201, JSON.stringify(created.body));
@@ -66,6 +70,7 @@ async function startHost(
     buildImages: true,
     // Behaviour, not speed: other work on this 2-core TCG machine can slow a boot past 60 s.
     bootTimeoutMs: 180_000,
+    ...(egress === undefined ? {} : { egress }),
   });
   const client = new SandboxHostClient({
     serverUrl: srv.url,
@@ -502,6 +507,173 @@ for (const { name, create } of testDatabases()) {
       for (const id of [onB.id, third.body.id])
         assert.equal((await api('DELETE', `/api/v1/sandboxes/${id}`)).status, 200);
       assert.equal(b.manager.list().length, 0);
+    });
+  });
+
+  describe(`sandbox egress through the control plane (${name})`, {
+    // One dialect is enough here: the database part (audit rows) is covered on both by the
+    // server's scripted-host tests; this case is about the real proxy, guest and far end.
+    skip: name !== 'sqlite' ? 'egress end to end runs on SQLite only' : process.getuid?.() !== 0 && 'needs root',
+  }, () => {
+    const SECRET = 'sk-cp-e2e-5b1f0c9d7a3e4f6b8c2d';
+    let t: Awaited<ReturnType<typeof create>>;
+    let srv: TestServer;
+    let adminKey: string;
+    let admin: ReturnType<typeof apiClient>;
+    let host: Host;
+    let agent: Client;
+    let far: Awaited<ReturnType<typeof startFarEnd>>;
+    let dns: Awaited<ReturnType<typeof startTestDns>>;
+
+    before(async () => {
+      far = await startFarEnd();
+      dns = await startTestDns({ 'bound.test': [far.address], 'ok.test': [far.address] });
+      t = await create();
+      srv = await startTestServer(t.url);
+      const db = srv.server.ctx.db;
+      const orgId = srv.server.bootstrap.orgId;
+      adminKey = await mintTestKey(db, orgId, await ownerId(db, orgId), [
+        'runs:read',
+        'runs:write',
+        'runners:read',
+        'runners:write',
+        'packs:read',
+        'packs:trust',
+        'audit:read',
+        'users:read',
+        'users:write',
+      ]);
+      admin = apiClient(srv.url, adminKey);
+      host = await startHost(srv, admin, 'egress-host', 2, {
+        dnsServers: [dns.server],
+        upstreamCaCerts: [far.caPem],
+      });
+      await trustImage(admin, 'python');
+      agent = await mcpClient(srv, await userKey(srv, admin, 'agent-owner'));
+    });
+    after(async () => {
+      await agent?.close();
+      await host?.close();
+      await srv?.stop();
+      await t?.drop();
+      await dns?.close();
+      await far?.close();
+    });
+
+    test('an agent gets egress to the allowed far end with a secret it never sees; every attempt is audited', async () => {
+      const hosts = (await admin('GET', '/api/v1/sandboxes/hosts')).body.hosts;
+      assert.equal(hosts[0].egress, true, 'the host advertises egress');
+      const policy = (await admin('GET', '/api/v1/policy/sandboxes')).body;
+      const put = await admin('PUT', '/api/v1/policy/sandboxes', {
+        ...policy,
+        allow_egress: true,
+        egress_allow: ['bound.test:80', 'bound.test:443'],
+      });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+
+      const egress = {
+        allow: ['bound.test:80', 'bound.test:443'],
+        secrets: [{ name: 'API_TOKEN', value: SECRET, hosts: ['bound.test'] }],
+      };
+      // Outside the organisation's cap: refused before anything boots, naming the entry.
+      const outside = (await agent.callTool({
+        name: 'sandbox_create',
+        arguments: { language_pack: 'python', egress: { allow: ['ok.test:80'] } },
+      })) as ToolResult;
+      assert.equal(outside.isError, true);
+      assert.match(outside.content[0]!.text!, /egress to ok\.test:80 is not allowed in this organisation/);
+
+      const created = (await agent.callTool(
+        { name: 'sandbox_create', arguments: { language_pack: 'python', memory_mb: 192, lifetime_s: 900, egress } },
+        SLOW,
+      )) as ToolResult;
+      assert.notEqual(created.isError, true, JSON.stringify(created));
+      const sb = created.structuredContent!['sandbox'];
+
+      const code = [
+        'import json, os, urllib.request',
+        'def get(url):',
+        '    try:',
+        "        req = urllib.request.Request(url, headers={'Authorization': 'Bearer ' + os.environ['API_TOKEN']})",
+        '        with urllib.request.urlopen(req, timeout=90) as r:',
+        "            return {'status': r.status, 'body': r.read().decode()}",
+        '    except Exception as e:',
+        "        return {'error': repr(e)}",
+        'print(json.dumps({',
+        "    'token_in_guest': os.environ['API_TOKEN'],",
+        "    'plain': get('http://bound.test/cp-plain'),",
+        "    'https': get('https://bound.test/cp-https'),",
+        `    'not_allowed': get('http://bound.test:${FAR_PORTS.never}/cp-never'),`,
+        '}))',
+      ].join('\n');
+      const ran = (await agent.callTool(
+        { name: 'sandbox_exec', arguments: { sandbox_id: sb.id, code, timeout_ms: 240_000 } },
+        SLOW,
+      )) as ToolResult;
+      assert.notEqual(ran.isError, true, JSON.stringify(ran));
+      assert.equal(ran.structuredContent!['exit_code'], 0, JSON.stringify(ran.structuredContent));
+      const out = JSON.parse(ran.structuredContent!['stdout']) as Record<string, any>;
+      assert.notEqual(out['token_in_guest'], SECRET, 'the guest sees a placeholder, not the secret');
+      assert.ok(!ran.structuredContent!['stdout'].includes(SECRET));
+      assert.equal(out['plain'].status, 200, JSON.stringify(out));
+      assert.equal(out['https'].status, 200, JSON.stringify(out));
+      assert.ok(out['not_allowed'].error, JSON.stringify(out));
+
+      // Checked at the far end: the requests arrived with the real secret; the other port never saw a connection.
+      const plain = await far.waitFor((r) => r.kind === 'http' && r.url === '/cp-plain');
+      assert.equal(plain.headers?.['authorization'], `Bearer ${SECRET}`);
+      const tls = await far.waitFor((r) => r.kind === 'http' && r.url === '/cp-https');
+      assert.equal(tls.port, FAR_PORTS.https);
+      assert.equal(tls.headers?.['authorization'], `Bearer ${SECRET}`);
+      assert.equal(far.accepts(FAR_PORTS.never), 0, 'a non-allowed target never got a connection');
+
+      // Every attempt became a sandbox.egress audit event of the creator, allowed and refused.
+      let events: any[] = [];
+      await until(
+        async () => {
+          events = (await admin('GET', '/api/v1/audit/events?kind=sandbox.egress&limit=100')).body.events;
+          return events.length >= 3;
+        },
+        30_000,
+        'three sandbox.egress audit events',
+      );
+      const allowed = events.filter((e) => e.data.decision === 'allowed');
+      const refused = events.filter((e) => e.data.decision === 'refused');
+      assert.equal(allowed.length, 2, JSON.stringify(events));
+      assert.ok(allowed.every((e) => e.data.secrets_used.includes('API_TOKEN') && e.data.sandbox === sb.id));
+      assert.ok(allowed.some((e) => e.data.port === 443 && e.data.intercepted === true));
+      assert.equal(refused.length, 1, JSON.stringify(events));
+      assert.equal(refused[0].data.port, FAR_PORTS.never);
+      for (const e of events) assert.deepEqual(e.principal, sb.created_by, 'actor: the sandbox creator');
+      const view = await admin('GET', `/api/v1/sandboxes/${sb.id}/egress`);
+      assert.equal(view.status, 200, JSON.stringify(view.body));
+      assert.deepEqual(view.body.secrets, [{ name: 'API_TOKEN', hosts: ['bound.test'] }]);
+      assert.equal(view.body.events.length, 3);
+
+      const gone = (await agent.callTool({ name: 'sandbox_destroy', arguments: { sandbox_id: sb.id } })) as ToolResult;
+      assert.notEqual(gone.isError, true, JSON.stringify(gone));
+
+      // The secret's value is nowhere the control plane keeps: not in the whole audit export,
+      // not in any row, not in the database files (with the WAL).
+      const exp = await fetch(`${srv.url}/api/v1/audit/export?limit=10000`, {
+        headers: { authorization: `Bearer ${adminKey}` },
+      });
+      const exported = await exp.text();
+      assert.ok(exported.includes('sandbox.egress') && exported.includes('API_TOKEN'));
+      assert.ok(!exported.includes(SECRET), 'not in the audit export');
+      const kysely = srv.server.ctx.db.kysely;
+      for (const table of ['audit_events', 'sandboxes', 'sandbox_policies', 'sandbox_execs']) {
+        const rows = await kysely
+          .selectFrom(table as 'audit_events')
+          .selectAll()
+          .execute();
+        assert.ok(!JSON.stringify(rows).includes(SECRET), `not in ${table}`);
+      }
+      const dir = dirname(t.url);
+      for (const f of readdirSync(dir))
+        assert.ok(!readFileSync(join(dir, f)).includes(SECRET), `not in the database file ${f}`);
+      const verify = await admin('GET', '/api/v1/audit/verify');
+      assert.equal(verify.body.ok, true, JSON.stringify(verify.body));
     });
   });
 }

@@ -140,6 +140,11 @@ export interface SandboxApi {
     vcpus?: number;
     lifetime_s?: number;
     env?: Record<string, string>;
+    /** Opt-in egress: allowlisted `host:port` pairs and secrets swapped in on the host (never seen by the guest). */
+    egress?: {
+      allow: string[];
+      secrets?: { name: string; value: string; hosts: string[] }[];
+    };
   }): Promise<SandboxInfo>;
   list(): Promise<SandboxInfo[]>;
   exec(

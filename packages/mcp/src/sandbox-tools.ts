@@ -41,7 +41,7 @@ export function registerSandboxTools(
       {
         title: 'Create a sandbox',
         description:
-          'Boot a fresh microVM sandbox for running code (no network, nothing shared with any host). Returns its id once it is ready. Policy decides the packs, limits and lifetime you may have; quotas limit how many you may keep. Destroy it with sandbox_destroy when done.',
+          "Boot a fresh microVM sandbox for running code (nothing shared with any host). Returns its id once it is ready. By default it has no network at all; with `egress` its code may make HTTP(S) requests (through the HTTP_PROXY set in every exec) to exactly the `host:port` pairs you list, if the organisation's policy allows them. Secrets in `egress.secrets` never enter the guest: the guest sees a placeholder in the environment variable NAME, and the host swaps the real value into request headers sent to the hosts the secret is bound to. Policy decides the packs, limits, lifetime and egress you may have; quotas limit how many you may keep. Destroy it with sandbox_destroy when done.",
         inputSchema: z.object({
           language_pack: z
             .string()
@@ -59,6 +59,41 @@ export function registerSandboxTools(
             .optional()
             .describe('destroyed automatically after this'),
           env: z.record(z.string(), z.string()).optional().describe('environment of every exec'),
+          egress: z
+            .strictObject({
+              allow: z
+                .array(z.string().min(1).max(300))
+                .min(1)
+                .max(64)
+                .describe(
+                  '"host:port" pairs the code may reach: "api.example.com:443", "*.pypi.org:443", "[2001:db8::1]:443"',
+                ),
+              secrets: z
+                .array(
+                  z.strictObject({
+                    name: z
+                      .string()
+                      .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/)
+                      .describe('environment variable the guest sees a placeholder in'),
+                    value: z
+                      .string()
+                      .min(1)
+                      .max(8192)
+                      .describe('the real value; swapped into request headers on the host, never given to the guest'),
+                    hosts: z
+                      .array(z.string().min(1).max(260))
+                      .min(1)
+                      .max(16)
+                      .describe('hosts (each the host of an allow entry) the value is sent to'),
+                  }),
+                )
+                .max(16)
+                .optional(),
+            })
+            .optional()
+            .describe(
+              'network egress (off by default): an allowlist, and secrets that stay on the host. Events of every connection attempt are audited (secret names only).',
+            ),
         }),
         annotations: {
           title: 'Create a sandbox',
@@ -96,6 +131,14 @@ export function registerSandboxTools(
             ...(input.vcpus === undefined ? {} : { vcpus: input.vcpus }),
             ...(input.lifetime_s === undefined ? {} : { lifetime_s: input.lifetime_s }),
             ...(input.env === undefined ? {} : { env: input.env }),
+            ...(input.egress === undefined
+              ? {}
+              : {
+                  egress: {
+                    allow: input.egress.allow,
+                    ...(input.egress.secrets === undefined ? {} : { secrets: input.egress.secrets }),
+                  },
+                }),
           });
           return json(
             { sandbox: s },

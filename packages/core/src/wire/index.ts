@@ -25,11 +25,25 @@ export {
 } from './messages.js';
 export { encodeMessage, type ParseMessageResult, parseMessage, type WireFrameError } from './parse.js';
 export {
+  EGRESS_EVENT_BOUNDS,
+  egressEntryCovers,
+  egressHostProblem,
+  MAX_EGRESS_ALLOW,
+  MAX_EGRESS_SECRET_HOSTS,
+  MAX_EGRESS_SECRETS,
+  normalizeEgressHost,
+  parseEgressAllowEntry,
+  type SandboxEgressEvent,
+  type SandboxEgressSpec,
+  sandboxEgressSchema,
+} from './sandbox-egress.js';
+export {
   MAX_SANDBOX_CODE_BYTES,
   MAX_SANDBOX_FILE_BYTES,
   MAX_SANDBOX_OUTPUT_BYTES,
   type SandboxCreateMessage,
   type SandboxDestroyMessage,
+  type SandboxEgressMessage,
   type SandboxExecMessage,
   type SandboxHostMessage,
   type SandboxOutputMessage,

@@ -229,6 +229,7 @@ export const WIRE_MESSAGE_TYPES: readonly WireMessageType[] = Object.freeze([
   'sandbox_destroy',
   'sandbox_output',
   'sandbox_reply',
+  'sandbox_egress',
 ]);
 
 // ---- schemas: the single source of truth for validation and for docs' JSON Schemas ----
@@ -450,5 +451,6 @@ const _typesMatchSchemas: {
   sandbox_destroy: true,
   sandbox_output: true,
   sandbox_reply: true,
+  sandbox_egress: true,
 };
 void _typesMatchSchemas;

@@ -2,6 +2,12 @@
 // plane. They ride on the same runner connection as the action messages; a host says it
 // offers sandboxes with the `sandbox` capability in `hello`, then `sandbox_host`.
 import { z } from 'zod';
+import {
+  type SandboxEgressEvent,
+  type SandboxEgressSpec,
+  sandboxEgressEventSchema,
+  sandboxEgressSchema,
+} from './sandbox-egress.js';
 
 /** Largest file carried in one frame (raw bytes; base64 makes it about 683 KiB). */
 export const MAX_SANDBOX_FILE_BYTES = 512 * 1024;
@@ -27,6 +33,8 @@ export interface SandboxHostMessage {
   };
   /** Host-local ids of the sandboxes alive on the host, so the server can reconcile. */
   readonly sandboxes: readonly string[];
+  /** Whether the host can give a sandbox egress (absent: no, as from hosts of older builds). */
+  readonly egress?: boolean;
 }
 
 /** Server → host: boot a sandbox. Limits are already decided by policy. */
@@ -40,6 +48,8 @@ export interface SandboxCreateMessage {
   readonly vcpus: number;
   readonly lifetime_s: number;
   readonly env?: Readonly<Record<string, string>>;
+  /** Opt-in egress: the allowlist and the secrets (values travel only here, to the host's proxy). */
+  readonly egress?: SandboxEgressSpec;
 }
 
 /** Server → host: run code (or an argv) in a sandbox, streaming output. */
@@ -118,6 +128,14 @@ export interface SandboxReplyMessage {
   readonly file?: { readonly path: string; readonly size: number; readonly content_b64?: string };
 }
 
+/** Host → server: one egress attempt (allowed or refused) of a sandbox, for the audit trail. */
+export interface SandboxEgressMessage {
+  readonly type: 'sandbox_egress';
+  /** Host-local sandbox id. */
+  readonly sandbox: string;
+  readonly event: SandboxEgressEvent;
+}
+
 /** Every sandbox message. */
 export type SandboxWireMessage =
   | SandboxHostMessage
@@ -127,7 +145,8 @@ export type SandboxWireMessage =
   | SandboxReadFileMessage
   | SandboxDestroyMessage
   | SandboxOutputMessage
-  | SandboxReplyMessage;
+  | SandboxReplyMessage
+  | SandboxEgressMessage;
 
 const requestId = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'expected 1..128 characters of [A-Za-z0-9_-]');
 const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 lowercase hex>');
@@ -159,6 +178,7 @@ export const SANDBOX_WIRE_SCHEMAS = {
       memory_free_mb: z.int().min(0),
     }),
     sandboxes: z.array(sandboxId).max(100_000),
+    egress: z.boolean().optional(),
   }),
   sandbox_create: z.strictObject({
     type: z.literal('sandbox_create'),
@@ -172,6 +192,7 @@ export const SANDBOX_WIRE_SCHEMAS = {
       .min(1)
       .max(7 * 24 * 3600),
     env: env.optional(),
+    egress: sandboxEgressSchema.optional(),
   }),
   sandbox_exec: z
     .strictObject({
@@ -211,6 +232,11 @@ export const SANDBOX_WIRE_SCHEMAS = {
     seq: z.int().min(0),
     stream: z.enum(['stdout', 'stderr']),
     data: z.string().max(MAX_SANDBOX_OUTPUT_BYTES),
+  }),
+  sandbox_egress: z.strictObject({
+    type: z.literal('sandbox_egress'),
+    sandbox: sandboxId,
+    event: sandboxEgressEventSchema,
   }),
   sandbox_reply: z
     .strictObject({

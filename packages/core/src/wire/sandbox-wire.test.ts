@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { encodeMessage, MAX_SANDBOX_FILE_BYTES, parseMessage, type WireMessage } from './index.js';
+import { egressEntryCovers, encodeMessage, MAX_SANDBOX_FILE_BYTES, parseMessage, type WireMessage } from './index.js';
 import { SANDBOX_VALID } from './sandbox-fixtures.test-support.js';
 
 const H = `sha256:${'cd'.repeat(32)}`;
@@ -20,7 +20,84 @@ const INVALID: { name: string; msg: Record<string, unknown>; field: string }[] =
     msg: { ...first('sandbox_create'), language_pack: '../x' },
     field: 'language_pack',
   },
-  { name: 'create: egress is not a field', msg: { ...first('sandbox_create'), egress: true }, field: 'egress' },
+  { name: 'create: egress true (no allowlist)', msg: { ...first('sandbox_create'), egress: true }, field: 'egress' },
+  {
+    name: 'create: egress allow entry without a port',
+    msg: { ...first('sandbox_create'), egress: { allow: ['api.example.com'] } },
+    field: 'egress.allow[0]',
+  },
+  {
+    name: 'create: egress empty allowlist',
+    msg: { ...first('sandbox_create'), egress: { allow: [] } },
+    field: 'egress.allow',
+  },
+  {
+    name: 'create: egress wildcard in the middle',
+    msg: { ...first('sandbox_create'), egress: { allow: ['a.*.com:443'] } },
+    field: 'egress.allow[0]',
+  },
+  {
+    name: 'create: egress secret bound to a host outside the allowlist',
+    msg: {
+      ...first('sandbox_create'),
+      egress: { allow: ['a.example:443'], secrets: [{ name: 'T', value: 'v', hosts: ['b.example'] }] },
+    },
+    field: 'egress.secrets[0].hosts[0]',
+  },
+  {
+    name: 'create: egress secret value with a newline',
+    msg: {
+      ...first('sandbox_create'),
+      egress: { allow: ['a.example:443'], secrets: [{ name: 'T', value: 'v\r\nX-Evil: 1', hosts: ['a.example'] }] },
+    },
+    field: 'egress.secrets[0].value',
+  },
+  {
+    name: 'create: egress duplicate secret names',
+    msg: {
+      ...first('sandbox_create'),
+      egress: {
+        allow: ['a.example:443'],
+        secrets: [
+          { name: 'T', value: 'v', hosts: ['a.example'] },
+          { name: 'T', value: 'w', hosts: ['a.example'] },
+        ],
+      },
+    },
+    field: 'egress.secrets[1].name',
+  },
+  {
+    name: 'create: egress unknown field',
+    msg: { ...first('sandbox_create'), egress: { allow: ['a.example:443'], all: true } },
+    field: 'egress.all',
+  },
+  {
+    name: 'egress: bad decision',
+    msg: { ...first('sandbox_egress'), event: { ...(first('sandbox_egress')['event'] as object), decision: 'maybe' } },
+    field: 'event.decision',
+  },
+  {
+    name: 'egress: host too long',
+    msg: {
+      ...first('sandbox_egress'),
+      event: { ...(first('sandbox_egress')['event'] as object), host: 'h'.repeat(301) },
+    },
+    field: 'event.host',
+  },
+  {
+    name: 'egress: a secret value where a name belongs',
+    msg: {
+      ...first('sandbox_egress'),
+      event: { ...(first('sandbox_egress')['event'] as object), secrets_used: ['sk-live 123'] },
+    },
+    field: 'event.secrets_used[0]',
+  },
+  {
+    name: 'egress: sandbox id with a slash',
+    msg: { ...first('sandbox_egress'), sandbox: '../x' },
+    field: 'sandbox',
+  },
+  { name: 'host: egress not a boolean', msg: { ...first('sandbox_host'), egress: 'yes' }, field: 'egress' },
   { name: 'exec: both code and argv', msg: { ...first('sandbox_exec'), argv: ['/bin/true'] }, field: 'code' },
   { name: 'exec: neither code nor argv', msg: (({ code: _c, ...m }) => m)(first('sandbox_exec')), field: 'code' },
   {
@@ -118,6 +195,17 @@ describe('sandbox wire messages', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('egress allow entries cover each other only by exact match or a wildcard of the same port', () => {
+    assert.equal(egressEntryCovers('*.example.com:443', 'api.example.com:443'), true);
+    assert.equal(egressEntryCovers('*.example.com:443', '*.api.example.com:443'), true);
+    assert.equal(egressEntryCovers('*.example.com:443', 'example.com:443'), false);
+    assert.equal(egressEntryCovers('*.example.com:443', 'api.example.com:80'), false);
+    assert.equal(egressEntryCovers('API.Example.com.:443', 'api.example.com:443'), true);
+    assert.equal(egressEntryCovers('api.example.com:443', '*.example.com:443'), false);
+    assert.equal(egressEntryCovers('[2001:DB8::1]:80', '[2001:db8::1]:80'), true);
+    assert.equal(egressEntryCovers('nonsense', 'a.b:1'), false);
   });
 
   it('a create frame for an image hash round-trips unchanged', () => {

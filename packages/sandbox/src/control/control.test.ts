@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { encodeMessage, parseMessage } from '@airlock/core';
 import fc from 'fast-check';
 import type { ImageManifest } from '../images/manifest.js';
+import { egressFrame } from './host-client.js';
 import { imageHash, imagePacks } from './image-hash.js';
 import { redactWhole, StreamRedactor } from './output-redactor.js';
 
@@ -78,6 +80,42 @@ describe('output redaction on the host', () => {
         assert.ok(out.startsWith(`${clean}\n`));
         assert.equal(redactWhole(clean).text, clean);
       }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('egress events as sandbox_egress frames', () => {
+  it('always fit the wire: long or odd fields from a hostile guest request are clipped', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 2000 }),
+        fc.string({ maxLength: 2000 }),
+        fc.integer({ min: -10, max: 70_000 }),
+        fc.array(fc.string({ maxLength: 100 }), { maxLength: 50 }),
+        fc.string({ maxLength: 3000 }),
+        fc.constantFrom('allowed' as const, 'refused' as const),
+        (method, host, port, addresses, reason, decision) => {
+          const frame = egressFrame({
+            time: new Date().toISOString(),
+            sandbox: 'sb_0123456789ab',
+            method,
+            host,
+            port,
+            addresses,
+            decision,
+            reason,
+            intercepted: false,
+            secrets_used: ['API_TOKEN'],
+            bytes_up: 1.5,
+            bytes_down: 0,
+            duration_ms: 3.25,
+          });
+          const r = parseMessage(encodeMessage(frame));
+          assert.ok(r.ok, r.ok ? '' : r.error.message);
+          assert.equal(r.value.type, 'sandbox_egress');
+        },
+      ),
       { numRuns: 200 },
     );
   });

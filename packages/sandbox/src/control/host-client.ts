@@ -1,11 +1,13 @@
 import { freemem } from 'node:os';
 import {
   AIRLOCK_VERSION,
+  EGRESS_EVENT_BOUNDS,
   encodeMessage,
   MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
   parseMessage,
   type SandboxCreateMessage,
+  type SandboxEgressMessage,
   type SandboxExecMessage,
   type SandboxReadFileMessage,
   type SandboxReplyMessage,
@@ -13,7 +15,9 @@ import {
   type WireMessage,
 } from '@airlock/core';
 import WebSocket from 'ws';
+import type { EgressEvent } from '../egress/events.js';
 import { SandboxError, toSandboxError } from '../errors.js';
+import { EgressBody } from '../http/schemas.js';
 import type { SandboxManager } from '../manager.js';
 import type { Sandbox } from '../sandbox.js';
 import { imageHash, imagePacks } from './image-hash.js';
@@ -37,6 +41,35 @@ export interface SandboxHostOptions {
   readonly backoff?: { readonly minMs: number; readonly maxMs: number };
   /** How often capacity is re-advertised even when nothing changed (ms, default 30 000). */
   readonly refreshMs?: number;
+  /** Egress events kept for the control plane while it is unreachable (default 10 000; older ones are dropped). */
+  readonly egressQueue?: number;
+}
+
+/**
+ * A daemon egress event as a `sandbox_egress` frame: every string clipped to the wire's
+ * bounds (a malformed request from the guest can make the method or host long), the
+ * host-local sandbox id at the top.
+ */
+export function egressFrame(e: EgressEvent): SandboxEgressMessage {
+  const b = EGRESS_EVENT_BOUNDS;
+  return {
+    type: 'sandbox_egress',
+    sandbox: e.sandbox,
+    event: {
+      time: e.time,
+      method: e.method.slice(0, b.method),
+      host: e.host.slice(0, b.host),
+      port: Number.isInteger(e.port) && e.port >= 0 && e.port <= 65535 ? e.port : 0,
+      addresses: e.addresses.slice(0, b.addresses).map((a) => a.slice(0, b.address)),
+      decision: e.decision,
+      reason: e.reason.slice(0, b.reason),
+      intercepted: e.intercepted,
+      secrets_used: e.secrets_used.slice(0, 16),
+      bytes_up: Math.max(0, Math.round(e.bytes_up)),
+      bytes_down: Math.max(0, Math.round(e.bytes_down)),
+      duration_ms: Math.max(0, e.duration_ms),
+    },
+  };
 }
 
 /** WebSocket URL of the runner endpoint for a server base URL. */
@@ -84,6 +117,10 @@ export class SandboxHostClient {
   private lastAdvert = '';
   /** Aborts for execs in flight, so a lost connection does not leave guest code running unwatched. */
   private readonly running = new Map<string, AbortController>();
+  /** Egress events waiting for a connection (bounded; the daemon's per-sandbox log keeps its own copy). */
+  private readonly egressPending: SandboxEgressMessage[] = [];
+  /** Egress events dropped from a full queue since the last report. */
+  egressDropped = 0;
   connected = false;
 
   constructor(private readonly opts: SandboxHostOptions) {}
@@ -167,7 +204,12 @@ export class SandboxHostClient {
 
   private send(msg: WireMessage): void {
     if (this.ws?.readyState !== WebSocket.OPEN) return;
-    this.ws.send(encodeMessage(msg));
+    try {
+      this.ws.send(encodeMessage(msg));
+    } catch (e) {
+      // A frame that does not fit the protocol is a bug here; it must not stop the caller.
+      this.say('error', `not sending an invalid ${msg.type} frame: ${(e as Error).message}`);
+    }
   }
 
   /** Current offer; sent when it differs from the last one (or `force`). */
@@ -192,6 +234,7 @@ export class SandboxHostClient {
         memory_free_mb: Math.floor(freemem() / 2 ** 20 / 64) * 64,
       },
       sandboxes: live.map((s) => s.id),
+      egress: (info['egress'] as { enabled?: boolean } | undefined)?.enabled === true,
     };
     const text = JSON.stringify(msg);
     if (!force && text === this.lastAdvert) return;
@@ -213,6 +256,7 @@ export class SandboxHostClient {
         this.say('info', `connected to the control plane as sandbox host ${msg.runner_id}`);
         this.startTimers(msg.heartbeat_s);
         this.advertise(true);
+        this.flushEgress();
         return;
       case 'ping':
         this.send({ type: 'pong', ts: msg.ts });
@@ -304,13 +348,32 @@ export class SandboxHostClient {
         'image_untrusted',
         `this host's ${msg.language_pack} image is ${have}, not the trusted ${msg.image_hash}`,
       );
+    if (msg.egress !== undefined) {
+      // The daemon's own rules, before anything boots: the wire checks the shape, this also
+      // refuses what only the host knows to refuse (an internal IP literal, for one).
+      const checked = EgressBody.safeParse(msg.egress);
+      if (!checked.success) {
+        const issue = checked.error.issues[0];
+        const at = ['egress', ...(issue?.path ?? [])].map(String).join('.');
+        throw new SandboxError('invalid_request', `${at}: ${issue?.message ?? 'invalid'}`);
+      }
+      for (const sec of msg.egress.secrets ?? [])
+        if (msg.env !== undefined && Object.hasOwn(msg.env, sec.name))
+          throw new SandboxError(
+            'invalid_request',
+            `egress.secrets: ${sec.name} is also set in env; a secret's name is its environment variable`,
+          );
+    }
     const sb = await this.opts.manager.create({
       language_pack: msg.language_pack,
       memory_mb: msg.memory_mb,
       vcpus: msg.vcpus,
       lifetime_s: msg.lifetime_s,
       ...(msg.env === undefined ? {} : { env: msg.env }),
+      ...(msg.egress === undefined ? {} : { egress: msg.egress }),
     });
+    // Guest code cannot run before this reply, so subscribing now misses no event.
+    sb.egress?.log.on((e) => this.forwardEgress(e));
     return {
       type: 'sandbox_reply',
       request_id: msg.request_id,
@@ -324,6 +387,34 @@ export class SandboxHostClient {
         boot_ms: sb.bootMs ?? null,
       },
     };
+  }
+
+  /** Send an egress event now, or queue it until the control plane is reachable again. */
+  private forwardEgress(e: EgressEvent): void {
+    const frame = egressFrame(e);
+    if (this.connected && this.ws?.readyState === WebSocket.OPEN && this.egressPending.length === 0) {
+      this.send(frame);
+      return;
+    }
+    this.egressPending.push(frame);
+    const max = this.opts.egressQueue ?? 10_000;
+    while (this.egressPending.length > max) {
+      this.egressPending.shift();
+      this.egressDropped++;
+    }
+  }
+
+  /** Egress events queued while disconnected, in order, after a `welcome`. */
+  private flushEgress(): void {
+    if (this.egressDropped > 0) {
+      this.say(
+        'warn',
+        `${this.egressDropped} egress events were dropped while the control plane was unreachable (the daemon's per-sandbox egress log still has the last 1000 of each sandbox)`,
+      );
+      this.egressDropped = 0;
+    }
+    while (this.egressPending.length > 0 && this.connected && this.ws?.readyState === WebSocket.OPEN)
+      this.send(this.egressPending.shift()!);
   }
 
   private async exec(msg: SandboxExecMessage): Promise<SandboxReplyMessage> {

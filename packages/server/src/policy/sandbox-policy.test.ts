@@ -24,6 +24,17 @@ function input(over: Partial<SandboxDecisionInput> = {}, policy: Partial<Sandbox
 }
 
 describe('sandbox policy', () => {
+  it('egress_allow entries are validated and default to empty', () => {
+    const { egress_allow: _e, ...old } = DEFAULT_SANDBOX_POLICY;
+    const parsed = sandboxPolicySchema.safeParse(old);
+    assert.ok(parsed.success, 'a policy stored before egress_allow existed still parses');
+    assert.deepEqual(parsed.data.egress_allow, []);
+    const bad = sandboxPolicySchema.safeParse({ ...DEFAULT_SANDBOX_POLICY, egress_allow: ['ok.example:443', 'nope'] });
+    assert.equal(bad.success, false);
+    assert.deepEqual(bad.error?.issues[0]?.path, ['egress_allow', 1]);
+    assert.match(bad.error?.issues[0]?.message ?? '', /host:port/);
+  });
+
   it('pins the default policy', () => {
     assert.deepEqual(DEFAULT_SANDBOX_POLICY, {
       enabled: true,
@@ -35,6 +46,7 @@ describe('sandbox policy', () => {
       default_lifetime_s: 900,
       max_exec_timeout_ms: 300_000,
       allow_egress: false,
+      egress_allow: [],
       quotas: {
         user: { concurrent: 5, cpu_seconds_per_day: 3600 },
         org: { concurrent: 50, cpu_seconds_per_day: 36_000 },
@@ -55,7 +67,43 @@ describe('sandbox policy', () => {
       message: /python is not allowed/,
     },
     { name: 'pack glob allows', in: input({}, { packs: ['py*'] }), rule: 'sandbox:allow' },
-    { name: 'egress refused', in: input({ ask: { language_pack: 'python', egress: true } }), rule: 'sandbox:egress' },
+    {
+      name: 'egress refused',
+      in: input({ ask: { language_pack: 'python', egress: { allow: ['a.example:443'] } } }),
+      rule: 'sandbox:egress',
+    },
+    {
+      name: 'egress allowed, no cap',
+      in: input({ ask: { language_pack: 'python', egress: { allow: ['a.example:443'] } } }, { allow_egress: true }),
+      rule: 'sandbox:allow',
+    },
+    {
+      name: 'egress inside the cap (wildcard)',
+      in: input(
+        { ask: { language_pack: 'python', egress: { allow: ['api.a.example:443', 'b.example:80'] } } },
+        { allow_egress: true, egress_allow: ['*.a.example:443', 'b.example:80'] },
+      ),
+      rule: 'sandbox:allow',
+    },
+    {
+      name: 'egress outside the cap names the entry',
+      in: input(
+        { ask: { language_pack: 'python', egress: { allow: ['api.a.example:443', 'b.example:8080'] } } },
+        { allow_egress: true, egress_allow: ['*.a.example:443', 'b.example:80'] },
+      ),
+      rule: 'sandbox:egress_allow',
+      code: 'policy_denied',
+      message:
+        /egress to b\.example:8080 is not allowed in this organisation \(allowed: \*\.a\.example:443, b\.example:80\)/,
+    },
+    {
+      name: 'a wildcard ask is not covered by an exact cap entry',
+      in: input(
+        { ask: { language_pack: 'python', egress: { allow: ['*.a.example:443'] } } },
+        { allow_egress: true, egress_allow: ['api.a.example:443'] },
+      ),
+      rule: 'sandbox:egress_allow',
+    },
     {
       name: 'user concurrent quota',
       in: input({ usage: { ...idle, userConcurrent: 5 } }),

@@ -1,6 +1,7 @@
 // Sandbox policy: who may create sandboxes, with which packs and limits, whether egress may
 // be enabled, lifetime caps and quotas. A pure function over plain data, like the action
 // policy engine (engine.ts), whose scope rules it reuses for host placement.
+import { egressEntryCovers, parseEgressAllowEntry, type SandboxEgressSpec } from '@airlock/core';
 import { z } from 'zod';
 import type { Role } from '../db/schema.js';
 import { globMatch, ROLE_ORDER, roleAtLeast } from './engine.js';
@@ -35,6 +36,21 @@ export const sandboxPolicySchema = z.strictObject({
     .max(7 * 24 * 3600),
   max_exec_timeout_ms: z.int().min(1).max(3_600_000),
   allow_egress: z.boolean().describe('whether a create may ask for network egress'),
+  egress_allow: z
+    .array(
+      z
+        .string()
+        .max(300)
+        .superRefine((v, ctx) => {
+          const r = parseEgressAllowEntry(v);
+          if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
+        }),
+    )
+    .max(256)
+    .default([])
+    .describe(
+      'host:port patterns ("api.example.com:443", "*.pypi.org:443") a create may ask for; empty = any (when allow_egress)',
+    ),
   quotas: z.strictObject({ user: quota, org: quota }),
 });
 
@@ -51,6 +67,7 @@ export const DEFAULT_SANDBOX_POLICY: SandboxPolicy = Object.freeze({
   default_lifetime_s: 900,
   max_exec_timeout_ms: 300_000,
   allow_egress: false,
+  egress_allow: [],
   quotas: {
     user: { concurrent: 5, cpu_seconds_per_day: 3600 },
     org: { concurrent: 50, cpu_seconds_per_day: 36_000 },
@@ -63,7 +80,8 @@ export interface SandboxCreateAsk {
   readonly memory_mb?: number | undefined;
   readonly vcpus?: number | undefined;
   readonly lifetime_s?: number | undefined;
-  readonly egress?: boolean | undefined;
+  /** The egress asked for (its allowlist is checked against the organisation's cap); absent = none. */
+  readonly egress?: Pick<SandboxEgressSpec, 'allow'> | undefined;
 }
 
 /** Current use, counted from the database at the moment of the decision. */
@@ -110,7 +128,8 @@ function deny(
 }
 
 /**
- * Decide a sandbox create. Order: enabled → role → pack → egress → quotas (user, then
+ * Decide a sandbox create. Order: enabled → role → pack → egress (allowed at all, then each
+ * allow entry inside the organisation's `egress_allow` when that is not empty) → quotas (user, then
  * organisation; concurrent, then CPU seconds) → limits, each lowered into the policy's caps
  * (recorded in the trace, like override bounds on actions). Host scope is decided separately
  * at placement, with the same scope rules as runs.
@@ -129,8 +148,20 @@ export function decideSandboxCreate(input: SandboxDecisionInput): SandboxDecisio
       trace,
     );
   trace.push(`pack ${ask.language_pack} allowed`);
-  if (ask.egress === true && !p.allow_egress)
-    return deny('egress', 'network egress is not allowed for sandboxes in this organisation', trace);
+  if (ask.egress !== undefined) {
+    if (!p.allow_egress)
+      return deny('egress', 'network egress is not allowed for sandboxes in this organisation', trace);
+    if (p.egress_allow.length > 0) {
+      const outside = ask.egress.allow.find((a) => !p.egress_allow.some((pat) => egressEntryCovers(pat, a)));
+      if (outside !== undefined)
+        return deny(
+          'egress_allow',
+          `egress to ${outside} is not allowed in this organisation (allowed: ${p.egress_allow.join(', ')})`,
+          trace,
+        );
+      trace.push(`egress to ${ask.egress.allow.join(', ') || 'nothing yet'} within the organisation's egress_allow`);
+    } else trace.push('egress allowed (no organisation egress_allow cap)');
+  }
 
   const checks: [string, number | null, number, string][] = [
     ['quota:user.concurrent', p.quotas.user.concurrent, usage.userConcurrent, `user ${subject.username} has`],

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { SandboxHostMessage, SandboxReplyMessage, WireMessage } from '@airlock/core';
+import type { SandboxEgressMessage, SandboxHostMessage, SandboxReplyMessage, WireMessage } from '@airlock/core';
 import type { RunnersTable } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
 import type { HubExtension, RunnerHub } from '../runners/hub.js';
@@ -43,6 +43,8 @@ export interface RegistryEvents {
   onAdvert(host: SandboxHost, busy: ReadonlySet<string>): Promise<void>;
   /** A host's connection ended: its sandboxes cannot be reached. */
   onHostGone(runnerId: string): Promise<void>;
+  /** A host reported one egress attempt of one of its sandboxes. */
+  onEgress(runner: RunnersTable, msg: SandboxEgressMessage): Promise<void>;
 }
 
 /** How long a sandbox id stays "busy" after its last request, so an advert racing a reply is not misread. */
@@ -103,6 +105,9 @@ export class SandboxHostRegistry implements HubExtension {
         if (p !== undefined && p.runnerId === runner.id) p.onOutput?.(msg.stream, msg.data, msg.seq);
         return true;
       }
+      case 'sandbox_egress':
+        await this.events.onEgress(runner, msg);
+        return true;
       case 'sandbox_reply': {
         const p = this.pending.get(msg.request_id);
         if (p === undefined || p.runnerId !== runner.id) return true; // late (timed out) or foreign: dropped

@@ -1,4 +1,10 @@
-import { MAX_SANDBOX_CODE_BYTES, MAX_SANDBOX_FILE_BYTES, MAX_SANDBOX_OUTPUT_BYTES } from '@airlock/core';
+import {
+  MAX_SANDBOX_CODE_BYTES,
+  MAX_SANDBOX_FILE_BYTES,
+  MAX_SANDBOX_OUTPUT_BYTES,
+  parseEgressAllowEntry,
+  sandboxEgressSchema,
+} from '@airlock/core';
 import { z } from 'zod';
 import { principalRecord } from '../auth/principal.js';
 import type { ServerContext } from '../context.js';
@@ -36,10 +42,11 @@ export const createBody = z.strictObject({
     .max(7 * 24 * 3600)
     .optional(),
   env: envSchema.optional(),
-  egress: z
-    .boolean()
+  egress: sandboxEgressSchema
     .optional()
-    .describe('ask for network egress (refused unless policy allows and a host supports it)'),
+    .describe(
+      'opt-in network egress: `allow` lists the "host:port" pairs the code may reach (policy must allow egress and each entry; a host must offer egress); `secrets` are swapped into request headers on the host for their bound hosts and never enter the guest. Secret values are write-only: no answer, audit event or log shows them.',
+    ),
   labels: z.record(z.string().max(64), z.string().max(128)).optional().describe('only hosts with these labels'),
 });
 
@@ -76,6 +83,7 @@ export async function registerSandboxModule(ctx: ServerContext): Promise<ModuleH
   const registry = new SandboxHostRegistry(hub, {
     onAdvert: async (host, busy) => service?.reconcile(host, busy),
     onHostGone: async (runnerId) => service?.hostGone(runnerId),
+    onEgress: async (runner, msg) => service?.recordEgress(runner, msg),
   });
   service = new SandboxService(ctx, registry);
   const svc = service;
@@ -121,6 +129,7 @@ export async function registerSandboxModule(ctx: ServerContext): Promise<ModuleH
         images: h.advert.images,
         capacity: h.advert.capacity,
         sandboxes: h.advert.sandboxes.length,
+        egress: h.advert.egress === true,
       })),
     }),
   });
@@ -133,6 +142,18 @@ export async function registerSandboxModule(ctx: ServerContext): Promise<ModuleH
     auth: { permission: 'runs:read' },
     params: idParams,
     handler: async ({ principal, params }) => svc.get(principal!, params.id),
+  });
+
+  routes.add({
+    method: 'GET',
+    url: '/api/v1/sandboxes/:id/egress',
+    summary:
+      "A sandbox's egress: its allowlist, secret names and bound hosts (never values), and its connection attempts as audited (oldest first)",
+    tag: 'sandboxes',
+    auth: { permission: 'runs:read' },
+    params: idParams,
+    query: z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(1000) }),
+    handler: async ({ principal, params, query }) => svc.egress(principal!, params.id, query.limit),
   });
 
   routes.add({
@@ -276,7 +297,18 @@ export async function registerSandboxModule(ctx: ServerContext): Promise<ModuleH
       memory_mb: z.coerce.number().int().min(64).max(4096).optional(),
       vcpus: z.coerce.number().int().min(1).max(4).optional(),
       lifetime_s: z.coerce.number().int().min(1).optional(),
-      egress: z.enum(['true', 'false']).optional(),
+      egress: z.enum(['true', 'false']).optional().describe('ask for egress (checks allow_egress and host support)'),
+      egress_allow: z
+        .string()
+        .max(4096)
+        .optional()
+        .describe('comma-separated host:port entries the create would ask for (checked against egress_allow)')
+        .superRefine((v, ctx) => {
+          for (const e of (v ?? '').split(',').filter((x) => x.trim() !== '')) {
+            const r = parseEgressAllowEntry(e);
+            if (!r.ok) ctx.addIssue({ code: 'custom', message: `${e.trim()}: ${r.reason}` });
+          }
+        }),
     }),
     handler: async ({ principal, query }) => {
       const p = principal!;
@@ -309,7 +341,15 @@ export async function registerSandboxModule(ctx: ServerContext): Promise<ModuleH
         memory_mb: query.memory_mb,
         vcpus: query.vcpus,
         lifetime_s: query.lifetime_s,
-        egress: query.egress === 'true',
+        egress:
+          query.egress === 'true' || query.egress_allow !== undefined
+            ? {
+                allow: (query.egress_allow ?? '')
+                  .split(',')
+                  .map((x) => x.trim())
+                  .filter((x) => x !== ''),
+              }
+            : undefined,
       };
       const { decision, usage } = await svc.decide(subject, ask);
       const placement =
@@ -323,6 +363,8 @@ export async function registerSandboxModule(ctx: ServerContext): Promise<ModuleH
               },
               ask.language_pack,
               decision.limits.memory_mb,
+              {},
+              ask.egress !== undefined,
             )
           : undefined;
       return {

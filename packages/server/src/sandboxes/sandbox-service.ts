@@ -1,9 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { createRedactor, MAX_SANDBOX_OUTPUT_BYTES, type SandboxReplyMessage, sha256Digest } from '@airlock/core';
-import type { Kysely } from 'kysely';
+import {
+  createRedactor,
+  MAX_SANDBOX_OUTPUT_BYTES,
+  type SandboxEgressMessage,
+  type SandboxEgressSpec,
+  type SandboxReplyMessage,
+  sha256Digest,
+} from '@airlock/core';
+import { type Kysely, sql } from 'kysely';
 import { type Principal, principalRecord } from '../auth/principal.js';
 import type { ServerContext } from '../context.js';
-import type { Database } from '../db/schema.js';
+import type { Database, RunnersTable } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
 import { isPackTrusted } from '../packs/pack-store.js';
 import { roleAtLeast, scopeCovers } from '../policy/engine.js';
@@ -59,7 +66,8 @@ export interface CreateSandboxRequest {
   readonly vcpus?: number | undefined;
   readonly lifetime_s?: number | undefined;
   readonly env?: Record<string, string> | undefined;
-  readonly egress?: boolean | undefined;
+  /** Opt-in egress; secret values go to the host only, never to storage, logs or answers. */
+  readonly egress?: SandboxEgressSpec | undefined;
   /** Only hosts with these labels (within the caller's scope). */
   readonly labels?: Record<string, string> | undefined;
 }
@@ -86,6 +94,21 @@ export interface ExecOutcome {
   readonly redactions: readonly string[];
   readonly audit_hash: string;
 }
+
+/** What may be recorded and shown of a sandbox's egress: the allowlist, secret NAMES and bound hosts, never values. */
+export function egressSummary(e: SandboxEgressSpec | undefined) {
+  if (e === undefined) return null;
+  return {
+    allow: [...e.allow],
+    secrets: (e.secrets ?? []).map((x) => ({ name: x.name, hosts: [...x.hosts] })),
+  };
+}
+
+/** Why placement skipped a host that offers no egress (matched when explaining a refusal). */
+const NO_EGRESS = 'does not offer egress';
+
+/** Most egress events GET /sandboxes/:id/egress answers with. */
+const EGRESS_EVENTS_MAX = 1000;
 
 function clip(text: string, max = AUDIT_TEXT_MAX): string {
   return text.length <= max ? text : `${text.slice(0, max)}…[${text.length - max} more characters]`;
@@ -211,6 +234,7 @@ export class SandboxService {
     pack: string,
     memoryMb: number,
     labels: Record<string, string> = {},
+    needEgress = false,
   ): Promise<{ candidates: { host: SandboxHost; hash: string }[]; skipped: { host: string; why: string }[] }> {
     const userScope = await loadScope(this.ctx.db, 'user', p.userId);
     const keyScope =
@@ -232,6 +256,10 @@ export class SandboxService {
       }
       if (Object.entries(labels).some(([k, v]) => hostLabels[k] !== v)) {
         skipped.push({ host: name, why: 'labels do not match' });
+        continue;
+      }
+      if (needEgress && host.advert.egress !== true) {
+        skipped.push({ host: name, why: NO_EGRESS });
         continue;
       }
       const image = host.advert.images.find((i) => i.pack === pack);
@@ -269,7 +297,7 @@ export class SandboxService {
       action: 'sandbox.create',
       status: 'validation_failed',
       error: { code, message },
-      data: { rule, language_pack: ask.language_pack, egress: ask.egress === true },
+      data: { rule, language_pack: ask.language_pack, egress: egressSummary(ask.egress) },
     });
   }
 
@@ -285,15 +313,25 @@ export class SandboxService {
         `${decision.message} (rule: ${decision.rule})`,
       );
     }
-    if (ask.egress === true) {
-      // Policy allows it, but no host of this build can give a sandbox a network device.
-      const message = 'egress was requested, but sandbox hosts in this build have no network device for guests';
-      await this.denied(p, ask, 'sandbox:egress', 'egress_unavailable', message);
+    const { limits } = decision;
+    const { candidates, skipped } = await this.placement(
+      p,
+      ask.language_pack,
+      limits.memory_mb,
+      ask.labels,
+      ask.egress !== undefined,
+    );
+    const chosen = candidates[0];
+    if (
+      chosen === undefined &&
+      skipped.some((s) => s.why === NO_EGRESS) &&
+      skipped.every((s) => s.why === NO_EGRESS || s.why.startsWith('outside') || s.why === 'labels do not match')
+    ) {
+      // Hosts exist where the caller may go, but none of them can give a sandbox egress.
+      const message = `egress was requested, but no sandbox host you may use offers egress (${skipped.map((s) => `${s.host}: ${s.why}`).join('; ')}); hosts need a build with egress and no AIRLOCK_SANDBOX_EGRESS=off`;
+      await this.denied(p, ask, 'placement:egress_unavailable', 'egress_unavailable', message);
       throw new ApiError(409, 'egress_unavailable', message);
     }
-    const { limits } = decision;
-    const { candidates, skipped } = await this.placement(p, ask.language_pack, limits.memory_mb, ask.labels);
-    const chosen = candidates[0];
     if (chosen === undefined) {
       const untrusted = skipped.find((s) => s.why.startsWith('image_untrusted'));
       const [status, code, message] =
@@ -357,6 +395,7 @@ export class SandboxService {
           vcpus: limits.vcpus,
           lifetime_s: limits.lifetime_s,
           ...(ask.env === undefined ? {} : { env: ask.env }),
+          ...(ask.egress === undefined ? {} : { egress: ask.egress }),
         },
         5 * 60_000,
       );
@@ -404,6 +443,7 @@ export class SandboxService {
         trace: decision.trace,
         backend: host.advert.backend,
         isolation: host.advert.isolation,
+        egress: egressSummary(ask.egress),
       },
     });
     return sandboxView(fresh, host.runner.name);
@@ -687,6 +727,87 @@ export class SandboxService {
       },
     });
     return sandboxView({ ...row, state: 'destroyed', ended_at: now, end_reason: reason });
+  }
+
+  // ---- egress
+
+  /**
+   * One egress attempt reported by a host: a `sandbox.egress` audit event in the chain, its
+   * actor the sandbox's creator (the one who asked for that egress), its data the event.
+   * An event about a sandbox this host does not hold for the control plane is dropped.
+   */
+  async recordEgress(runner: RunnersTable, msg: SandboxEgressMessage): Promise<void> {
+    const row = await this.db
+      .selectFrom('sandboxes')
+      .selectAll()
+      .where('host_id', '=', runner.id)
+      .where('host_sandbox_id', '=', msg.sandbox)
+      .executeTakeFirst();
+    if (row === undefined) {
+      this.ctx.log.warn({ host: runner.id, sandbox: msg.sandbox }, 'egress event for an unknown sandbox dropped');
+      return;
+    }
+    const e = msg.event;
+    await this.ctx.audit.record({
+      orgId: row.org_id,
+      kind: 'sandbox.egress',
+      actor: JSON.parse(row.created_by) as { type: string; id: string; name?: string },
+      runner: runner.id,
+      action: 'sandbox.egress',
+      packHash: row.image_hash,
+      argsDigest: sha256Digest(`${e.method} ${e.host}:${e.port}`),
+      args: { method: e.method, target: `${e.host}:${e.port}` },
+      status: e.decision === 'allowed' ? (e.reason === 'ok' ? 'success' : 'error') : 'validation_failed',
+      durationMs: Math.round(e.duration_ms),
+      ...(e.decision === 'refused' ? { reason: e.reason } : {}),
+      data: { sandbox: row.id, host_sandbox: msg.sandbox, ...e },
+    });
+  }
+
+  /** A sandbox's egress as the control plane knows it: its allowlist, secret names, and the audited events. */
+  async egress(p: Principal, id: string, limit = EGRESS_EVENTS_MAX) {
+    const row = await this.load(p, id);
+    const created = await this.ctx.db.kysely
+      .selectFrom('audit_events')
+      .select('body')
+      .where('org_id', '=', row.org_id)
+      .where('kind', '=', 'sandbox.created')
+      .where('id', '=', row.id)
+      .executeTakeFirst();
+    const summary = created
+      ? ((JSON.parse(created.body) as { data?: { egress?: ReturnType<typeof egressSummary> } }).data?.egress ?? null)
+      : null;
+    // The id is validated (sbx_[a-z0-9]+), and bound as a parameter anyway.
+    const needle = `"sandbox":"${row.id}"`;
+    const rows = await this.ctx.db.kysely
+      .selectFrom('audit_events')
+      .select(['seq', 'body', 'hash'])
+      .where('org_id', '=', row.org_id)
+      .where('kind', '=', 'sandbox.egress')
+      .where('runner', '=', row.host_id)
+      .where(
+        this.ctx.db.dialect === 'postgres'
+          ? sql<boolean>`strpos(body, ${needle}) > 0`
+          : sql<boolean>`instr(body, ${needle}) > 0`,
+      )
+      .orderBy('seq', 'desc')
+      .limit(Math.max(1, Math.min(limit, EGRESS_EVENTS_MAX)))
+      .execute();
+    return {
+      sandbox: row.id,
+      enabled: summary !== null,
+      allow: summary?.allow ?? [],
+      secrets: summary?.secrets ?? [],
+      // Oldest first, like the daemon's own log.
+      events: rows.reverse().map((r) => {
+        const {
+          sandbox: _s,
+          host_sandbox: _h,
+          ...event
+        } = (JSON.parse(r.body) as { data: Record<string, unknown> }).data;
+        return { ...event, audit_hash: r.hash };
+      }),
+    };
   }
 
   // ---- reconciliation with what hosts report

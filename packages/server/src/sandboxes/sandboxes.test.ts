@@ -27,6 +27,8 @@ class FakeHost {
   readonly seen: WireMessage[] = [];
   private n = 0;
   slots = 4;
+  /** Whether the host advertises egress. */
+  egress = false;
 
   constructor(
     readonly name: string,
@@ -75,6 +77,7 @@ class FakeHost {
       images: [{ pack: 'python', hash: this.hash }],
       capacity: { slots_total: this.slots, slots_free: this.slots - this.live.size, memory_free_mb: 8192 },
       sandboxes: [...this.live],
+      ...(this.egress ? { egress: true } : {}),
     };
   }
 
@@ -359,6 +362,289 @@ for (const { name, create } of testDatabases()) {
       assert.match(errs[0]!.message, /may not send sandbox_exec/);
       assert.match(errs[1]!.message, /sandbox_output\.seq/);
       assert.equal(h.ws.readyState, WebSocket.OPEN);
+    });
+  });
+
+  describe(`sandbox egress with scripted hosts (${name})`, () => {
+    const SECRET = 'sk-unit-7f3e9a1c5b2d4e6f';
+    let t: Awaited<ReturnType<typeof create>>;
+    let srv: TestServer;
+    let admin: Api;
+    let adminKey: string;
+    let alice: Api;
+    let bob: Api;
+    let aliceId: string;
+    const hosts: FakeHost[] = [];
+
+    const newHost = async (hostName: string, egress: boolean): Promise<FakeHost> => {
+      const created = await admin('POST', '/api/v1/runners', { name: hostName, labels: {} });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const reg = await admin('POST', '/api/v1/runners/register', { bootstrap_key: created.body.bootstrap_key });
+      const h = new FakeHost(hostName, reg.body.token, H('e'));
+      h.egress = egress;
+      await h.connect(srv.url);
+      hosts.push(h);
+      await until(
+        async () =>
+          (await admin('GET', '/api/v1/sandboxes/hosts')).body.hosts.some((x: { name: string }) => x.name === hostName),
+        'host listed',
+      );
+      return h;
+    };
+    const egressAsk = {
+      language_pack: 'python',
+      egress: {
+        allow: ['api.far.example:443', 'plain.far.example:80'],
+        secrets: [{ name: 'API_TOKEN', value: SECRET, hosts: ['api.far.example'] }],
+      },
+    };
+
+    before(async () => {
+      t = await create();
+      srv = await startTestServer(t.url);
+      const db = srv.server.ctx.db;
+      const orgId = srv.server.bootstrap.orgId;
+      adminKey = await mintTestKey(db, orgId, await ownerId(db, orgId), [
+        'runs:read',
+        'runs:write',
+        'runners:read',
+        'runners:write',
+        'packs:read',
+        'packs:trust',
+        'audit:read',
+        'users:read',
+        'users:write',
+      ]);
+      admin = apiClient(srv.url, adminKey);
+      for (const u of ['alice', 'bob']) {
+        const r = await admin('POST', '/api/v1/users', {
+          username: u,
+          role: 'operator',
+          password: 'correct horse battery staple 1',
+        });
+        assert.equal(r.status, 201, JSON.stringify(r.body));
+        const key = await mintTestKey(db, orgId, r.body.user.id, ['runs:read', 'runs:write']);
+        if (u === 'alice') {
+          alice = apiClient(srv.url, key);
+          aliceId = r.body.user.id;
+        } else bob = apiClient(srv.url, key);
+      }
+      await newHost('plain-1', false);
+      const pack = (await admin('GET', '/api/v1/packs')).body.packs.find(
+        (x: { name: string }) => x.name === 'sandbox-image:python',
+      );
+      assert.equal((await admin('POST', `/api/v1/packs/${pack.id}/trust`, { comment: 'ok' })).status, 200);
+    });
+    after(async () => {
+      for (const h of hosts) h.close();
+      await srv?.stop();
+      await t?.drop();
+    });
+
+    test('the request is validated naming the field; egress: true is refused', async () => {
+      const yes = await alice('POST', '/api/v1/sandboxes', { language_pack: 'python', egress: true });
+      assert.equal(yes.status, 400);
+      assert.match(JSON.stringify(yes.body.error.fields), /body\.egress/);
+      assert.match(yes.body.error.message, /egress needs an allowlist/);
+      const noPort = await alice('POST', '/api/v1/sandboxes', { egress: { allow: ['api.far.example'] } });
+      assert.equal(noPort.status, 400);
+      assert.equal(noPort.body.error.fields[0].field, 'body.egress.allow.0');
+      const unbound = await alice('POST', '/api/v1/sandboxes', {
+        egress: { allow: ['a.example:443'], secrets: [{ name: 'T', value: SECRET, hosts: ['b.example'] }] },
+      });
+      assert.equal(unbound.status, 400);
+      assert.equal(unbound.body.error.fields[0].field, 'body.egress.secrets.0.hosts.0');
+      assert.ok(!JSON.stringify(unbound.body).includes(SECRET), 'a refusal never echoes the secret');
+    });
+
+    test('policy: egress refused by default, then capped by egress_allow naming the entry; explain agrees', async () => {
+      const off = await alice('POST', '/api/v1/sandboxes', egressAsk);
+      assert.equal(off.status, 403, JSON.stringify(off.body));
+      assert.match(off.body.error.message, /network egress is not allowed.*\(rule: sandbox:egress\)/);
+      const policy = (await admin('GET', '/api/v1/policy/sandboxes')).body;
+      assert.deepEqual(policy.egress_allow, []);
+      const bad = await admin('PUT', '/api/v1/policy/sandboxes', { ...policy, egress_allow: ['no-port.example'] });
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.error.fields[0].field, 'body.egress_allow.0');
+      const put = await admin('PUT', '/api/v1/policy/sandboxes', {
+        ...policy,
+        allow_egress: true,
+        egress_allow: ['*.far.example:443'],
+      });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+      const capped = await alice('POST', '/api/v1/sandboxes', egressAsk);
+      assert.equal(capped.status, 403, JSON.stringify(capped.body));
+      assert.match(capped.body.error.message, /egress to plain\.far\.example:80 is not allowed in this organisation/);
+      assert.match(capped.body.error.message, /rule: sandbox:egress_allow/);
+      const explain = await admin(
+        'GET',
+        `/api/v1/policy/sandboxes/explain?user=${aliceId}&egress_allow=${encodeURIComponent('api.far.example:443,plain.far.example:80')}`,
+      );
+      assert.equal(explain.status, 200, JSON.stringify(explain.body));
+      assert.equal(explain.body.decision, 'deny');
+      assert.equal(explain.body.rule, 'sandbox:egress_allow');
+      assert.match(explain.body.message, /plain\.far\.example:80/);
+      const within = await admin(
+        'GET',
+        `/api/v1/policy/sandboxes/explain?user=${aliceId}&egress_allow=${encodeURIComponent('api.far.example:443')}`,
+      );
+      assert.equal(within.body.decision, 'allow');
+      assert.ok(
+        within.body.trace.some((x: string) => /egress_allow/.test(x)),
+        JSON.stringify(within.body.trace),
+      );
+      assert.deepEqual(within.body.hosts, [], 'no host offers egress yet');
+      assert.deepEqual(within.body.skipped, [{ host: 'plain-1', why: 'does not offer egress' }]);
+      const ok = await admin('PUT', '/api/v1/policy/sandboxes', {
+        ...policy,
+        allow_egress: true,
+        egress_allow: ['*.far.example:443', 'plain.far.example:80'],
+      });
+      assert.equal(ok.status, 200);
+      const denied = await admin('GET', '/api/v1/audit/events?kind=sandbox.denied');
+      assert.ok(denied.body.events.length >= 2);
+      assert.deepEqual(denied.body.events[0].data.egress.secrets, [{ name: 'API_TOKEN', hosts: ['api.far.example'] }]);
+    });
+
+    test('placement: only hosts offering egress; none: 409 egress_unavailable; the host gets the secret', async () => {
+      const none = await alice('POST', '/api/v1/sandboxes', egressAsk);
+      assert.equal(none.status, 409, JSON.stringify(none.body));
+      assert.equal(none.body.error.code, 'egress_unavailable');
+      assert.match(none.body.error.message, /plain-1: does not offer egress/);
+      const eg = await newHost('egress-1', true);
+      // More free slots on the plain host: capacity alone would pick it.
+      const plain = hosts[0]!;
+      plain.slots = 16;
+      plain.advertise();
+      const ok = await alice('POST', '/api/v1/sandboxes', egressAsk);
+      assert.equal(ok.status, 201, JSON.stringify(ok.body));
+      assert.equal(ok.body.host.name, 'egress-1');
+      const sent = eg.seen.find((m) => m.type === 'sandbox_create');
+      assert.ok(sent && sent.type === 'sandbox_create');
+      assert.deepEqual(sent.egress, egressAsk.egress, 'the host gets the allowlist and the secret value');
+      // Without egress the plain host is still used.
+      const plainSb = await alice('POST', '/api/v1/sandboxes', { language_pack: 'python' });
+      assert.equal(plainSb.body.host.name, 'plain-1');
+      assert.equal(plain.seen.filter((m) => m.type === 'sandbox_create' && m.egress !== undefined).length, 0);
+      await alice('DELETE', `/api/v1/sandboxes/${plainSb.body.id}`);
+    });
+
+    test('each sandbox_egress becomes a sandbox.egress audit event of the creator; values never stored', async () => {
+      const eg = hosts.find((h) => h.name === 'egress-1')!;
+      const sbx = (await alice('GET', '/api/v1/sandboxes')).body.sandboxes.find(
+        (x: { host: { name: string }; state: string }) => x.host.name === 'egress-1' && x.state === 'running',
+      );
+      const hostSid = [...eg.live][0]!;
+      const base = {
+        time: new Date().toISOString(),
+        addresses: ['203.0.113.9'],
+        bytes_up: 10,
+        bytes_down: 20,
+        duration_ms: 5,
+      };
+      eg.send({
+        type: 'sandbox_egress',
+        sandbox: hostSid,
+        event: {
+          ...base,
+          method: 'CONNECT',
+          host: 'api.far.example',
+          port: 443,
+          decision: 'allowed',
+          reason: 'ok',
+          intercepted: true,
+          secrets_used: ['API_TOKEN'],
+        },
+      });
+      eg.send({
+        type: 'sandbox_egress',
+        sandbox: hostSid,
+        event: {
+          ...base,
+          addresses: [],
+          method: 'GET',
+          host: 'evil.example',
+          port: 80,
+          decision: 'refused',
+          reason: 'evil.example:80 is not in the allowlist',
+          intercepted: false,
+          secrets_used: [],
+        },
+      });
+      // About a sandbox the control plane does not know: dropped.
+      eg.send({
+        type: 'sandbox_egress',
+        sandbox: 'sb_stranger',
+        event: {
+          ...base,
+          method: 'GET',
+          host: 'x.example',
+          port: 80,
+          decision: 'refused',
+          reason: 'r',
+          intercepted: false,
+          secrets_used: [],
+        },
+      });
+      await until(
+        async () => (await admin('GET', '/api/v1/audit/events?kind=sandbox.egress')).body.events.length >= 2,
+        'egress events',
+      );
+      const events = (await admin('GET', '/api/v1/audit/events?kind=sandbox.egress')).body.events as {
+        principal: Record<string, unknown>;
+        status: string;
+        data: { sandbox: string; decision: string; secrets_used: string[] };
+      }[];
+      assert.equal(events.length, 2, 'the stranger event was dropped');
+      const [refused, allowed] = events as [(typeof events)[0], (typeof events)[0]]; // newest first
+      assert.deepEqual(allowed.principal, sbx.created_by, 'actor: the creator (alice, through her key)');
+      assert.equal(allowed.status, 'success');
+      assert.equal(allowed.data.sandbox, sbx.id);
+      assert.deepEqual(allowed.data.secrets_used, ['API_TOKEN']);
+      assert.equal(refused.status, 'validation_failed');
+      assert.equal(refused.data.decision, 'refused');
+      // Searchable like other sandbox events: by actor, and by text.
+      const byActor = await admin('GET', `/api/v1/audit/events?kind=sandbox.egress&actor=${sbx.created_by.id}`);
+      assert.equal(byActor.body.events.length, 2);
+      const byText = await admin('GET', '/api/v1/audit/events?q=evil.example');
+      assert.equal(byText.body.events[0].kind, 'sandbox.egress');
+
+      const view = await alice('GET', `/api/v1/sandboxes/${sbx.id}/egress`);
+      assert.equal(view.status, 200, JSON.stringify(view.body));
+      assert.equal(view.body.enabled, true);
+      assert.deepEqual(view.body.allow, egressAsk.egress.allow);
+      assert.deepEqual(view.body.secrets, [{ name: 'API_TOKEN', hosts: ['api.far.example'] }]);
+      assert.deepEqual(
+        view.body.events.map((e: { host: string; decision: string }) => `${e.decision} ${e.host}`),
+        ['allowed api.far.example', 'refused evil.example'],
+      );
+      assert.equal((await bob('GET', `/api/v1/sandboxes/${sbx.id}/egress`)).status, 404);
+
+      // The value is nowhere the control plane keeps or shows: API answers, audit, database rows.
+      const answers = [
+        await alice('GET', `/api/v1/sandboxes/${sbx.id}`),
+        await alice('GET', '/api/v1/sandboxes'),
+        view,
+        await admin('GET', '/api/v1/audit/events?limit=500'),
+      ];
+      for (const a of answers) assert.ok(!JSON.stringify(a.body).includes(SECRET));
+      const exp = await fetch(`${srv.url}/api/v1/audit/export?limit=10000`, {
+        headers: { authorization: `Bearer ${adminKey}` },
+      });
+      const text = await exp.text();
+      assert.ok(text.includes('sandbox.egress') && text.includes('API_TOKEN'));
+      assert.ok(!text.includes(SECRET), 'not in the audit export');
+      const db = srv.server.ctx.db.kysely;
+      for (const table of ['audit_events', 'sandboxes', 'sandbox_policies']) {
+        const rows = await db
+          .selectFrom(table as 'audit_events')
+          .selectAll()
+          .execute();
+        assert.ok(rows.length > 0 || table !== 'audit_events');
+        assert.ok(!JSON.stringify(rows).includes(SECRET), `not in ${table}`);
+      }
+      const verify = await admin('GET', '/api/v1/audit/verify');
+      assert.equal(verify.body.ok, true, JSON.stringify(verify.body));
     });
   });
 }
