@@ -1,5 +1,6 @@
 import { AIRLOCK_VERSION } from '@airlock/core';
 import type { Db } from '../db/database.js';
+import type { SandboxTables } from '../sandboxes/tables.js';
 import { Counter, Gauge, Histogram, Registry } from './exposition.js';
 
 /** Run statuses that are not final: the queues an operator watches. */
@@ -43,6 +44,9 @@ export class ServerMetrics {
       'airlock_runner_capabilities',
       'Online runners offering each capability (capability="sandbox" counts sandbox hosts)',
     ),
+  );
+  readonly sandboxes = this.registry.register(
+    new Gauge('airlock_sandboxes', 'Sandboxes being created or alive, by state, from the database (all hosts)'),
   );
   readonly runsFinished = this.registry.register(
     new Counter('airlock_runs_finished_total', 'Runs finalised by this instance, by final status'),
@@ -136,6 +140,17 @@ export class ServerMetrics {
         ['online', 'offline', 'pending', 'revoked'].map((s) => ({ labels: { status: s }, value: counts.get(s) ?? 0 })),
       );
       this.capabilities.replace([...caps].map(([c, n]) => ({ labels: { capability: c }, value: n })));
+      const live = await this.db.kysely
+        .withTables<SandboxTables>()
+        .selectFrom('sandboxes')
+        .select(['state', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('state', 'in', ['creating', 'running'])
+        .groupBy('state')
+        .execute();
+      const byState = new Map(live.map((r) => [r.state as string, Number(r.n)]));
+      this.sandboxes.replace(
+        ['creating', 'running'].map((s) => ({ labels: { state: s }, value: byState.get(s) ?? 0 })),
+      );
     } catch {
       this.scrapeErrors.inc();
     }

@@ -131,6 +131,8 @@ for (const { name, create } of testDatabases()) {
       assert.equal(sample(m.text, 'airlock_run_duration_seconds_bucket{le="1"}'), 0);
       assert.equal(sample(m.text, 'airlock_runs{status="queued"}'), 0);
       assert.equal(sample(m.text, 'airlock_runners{status="online"}'), 0);
+      assert.equal(sample(m.text, 'airlock_sandboxes{state="running"}'), 0);
+      assert.equal(sample(m.text, 'airlock_sandboxes{state="creating"}'), 0);
       assert.equal(sample(m.text, 'airlock_metrics_scrape_errors_total'), undefined);
       assert.ok((sample(m.text, 'airlock_audit_events_total{kind="run.result"}') ?? 0) >= 1);
       // Routes are labelled by pattern, and the earlier requests were counted.

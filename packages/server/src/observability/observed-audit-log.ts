@@ -1,5 +1,5 @@
 import type { AuditEvent } from '@airlock/core';
-import { type ServerAuditInput, ServerAuditLog } from '../audit/audit-log.js';
+import { type AuditTransaction, type ServerAuditInput, ServerAuditLog } from '../audit/audit-log.js';
 import type { Db } from '../db/database.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -16,8 +16,8 @@ export class ObservedAuditLog extends ServerAuditLog {
     super(db);
   }
 
-  override async record(input: ServerAuditInput): Promise<AuditEvent> {
-    const event = await super.record(input);
+  override async record(input: ServerAuditInput, trx?: AuditTransaction): Promise<AuditEvent> {
+    const event = await super.record(input, trx);
     this.metrics.observeAudit({
       kind: input.kind,
       id: input.id,
