@@ -16,6 +16,15 @@ export const GUEST_CA_CERT = '/etc/airlock/egress-ca.pem';
 /** Bundles a guest image may carry; the first that exists is merged into GUEST_CA_BUNDLE. */
 export const GUEST_SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt'];
 
+/**
+ * New connections a sandbox may open per second (a token bucket with this burst). Past it a
+ * connection is closed before anything is parsed or dialled, and the refusals are reported as
+ * one event per second: a guest looping on connects can neither hammer an allowed far end
+ * nor flood the event log and the control plane's audit trail (one event per attempt).
+ */
+export const EGRESS_CONNECTS_PER_S = 20;
+export const EGRESS_CONNECT_BURST = 40;
+
 /** The daemon-wide egress settings a session needs. */
 export interface EgressDaemonConfig {
   readonly resolver: EgressResolver;
@@ -32,6 +41,12 @@ export class EgressSession implements NetHandler {
   private readonly streams = new Map<number, GuestStream>();
   private channel: GuestChannel | undefined;
   private closed = false;
+  private tokens = EGRESS_CONNECT_BURST;
+  private refilledAt = Date.now();
+  /** Connections refused by the rate limit and not reported yet. */
+  private limited = 0;
+  private limitedSince = '';
+  private limitReport: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly sandbox: string,
@@ -115,12 +130,54 @@ export class EgressSession implements NetHandler {
       ch.netClose(id);
       return;
     }
+    if (!this.takeToken()) {
+      ch.netClose(id);
+      this.noteLimited();
+      return;
+    }
     const s = new GuestStream(id, ch);
     this.streams.set(id, s);
     s.once('close', () => {
       if (this.streams.get(id) === s) this.streams.delete(id);
     });
     void handleProxyConnection(s, this.context()).catch(() => s.destroy());
+  }
+
+  private takeToken(): boolean {
+    const now = Date.now();
+    this.tokens = Math.min(EGRESS_CONNECT_BURST, this.tokens + ((now - this.refilledAt) / 1000) * EGRESS_CONNECTS_PER_S);
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  private noteLimited(): void {
+    if (this.limited++ === 0) this.limitedSince = new Date().toISOString();
+    this.limitReport ??= setTimeout(() => this.reportLimited(), 1000);
+    this.limitReport.unref();
+  }
+
+  private reportLimited(): void {
+    this.limitReport = undefined;
+    if (this.limited === 0) return;
+    const n = this.limited;
+    this.limited = 0;
+    this.log.push({
+      time: this.limitedSince,
+      sandbox: this.sandbox,
+      method: 'CONNECT',
+      host: '',
+      port: 0,
+      addresses: [],
+      decision: 'refused',
+      reason: `rate limit: ${n} connection attempt(s) closed unread (more than ${EGRESS_CONNECTS_PER_S}/s, burst ${EGRESS_CONNECT_BURST})`,
+      intercepted: false,
+      secrets_used: [],
+      bytes_up: 0,
+      bytes_down: 0,
+      duration_ms: 0,
+    });
   }
 
   onData(id: number, data: Buffer): void {
@@ -147,6 +204,8 @@ export class EgressSession implements NetHandler {
 
   /** The sandbox is gone: close every stream and forget the CA key. */
   close(): void {
+    clearTimeout(this.limitReport);
+    this.reportLimited();
     this.closed = true;
     this.onReset();
     this.channel?.setNetHandler(undefined);
