@@ -145,7 +145,10 @@ export class EgressSession implements NetHandler {
 
   private takeToken(): boolean {
     const now = Date.now();
-    this.tokens = Math.min(EGRESS_CONNECT_BURST, this.tokens + ((now - this.refilledAt) / 1000) * EGRESS_CONNECTS_PER_S);
+    this.tokens = Math.min(
+      EGRESS_CONNECT_BURST,
+      this.tokens + ((now - this.refilledAt) / 1000) * EGRESS_CONNECTS_PER_S,
+    );
     this.refilledAt = now;
     if (this.tokens < 1) return false;
     this.tokens -= 1;
