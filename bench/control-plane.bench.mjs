@@ -4,13 +4,14 @@
 // on SQLite and on PostgreSQL, against a direct local engine run of the same action in the
 // same run. Every run is real: a process is spawned, output redacted and streamed, events
 // appended and fsync'd on the runner, the result recorded and audited on the server.
+
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import {
   ActionEngine,
   defaultRunnerConfig,

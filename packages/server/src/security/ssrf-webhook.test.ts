@@ -185,11 +185,7 @@ for (const { name, create } of testDatabases()) {
         body: { approval_ttl_s: 600 },
       });
       assert.equal(row.status, 200, row.text);
-      await db.kysely
-        .updateTable('policy_settings')
-        .set({ webhook_url: hook.url })
-        .where('org_id', '=', org)
-        .execute();
+      await db.kysely.updateTable('policy_settings').set({ webhook_url: hook.url }).where('org_id', '=', org).execute();
       await notify(guarded.server.ctx, org, 'approval.requested', { run_id: 'x' });
       await sleep(500);
       assert.deepEqual(hook.hits, [], 'refused by default');
