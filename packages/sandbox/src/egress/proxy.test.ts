@@ -232,6 +232,48 @@ describe('egress proxy (plain sockets, far end in a netns)', {
     assert.deepEqual(e?.secrets_used, ['API_TOKEN']);
   });
 
+  it('never sends a bound secret to another origin through the bound host: misdirected requests get 421', async () => {
+    const caPem = trusting.caCertificatePem ?? '';
+    const inside = async (request: string): Promise<string> => {
+      const s = await connectTunnel(port, `bound.test:${FAR_PORTS.https}`);
+      return new Promise<string>((resolve, reject) => {
+        const t = tlsConnect({ socket: s, servername: 'bound.test', ca: [caPem] }, () => t.write(request));
+        const chunks: Buffer[] = [];
+        t.on('data', (c) => chunks.push(c));
+        t.on('end', () => resolve(Buffer.concat(chunks).toString()));
+        t.on('close', () => resolve(Buffer.concat(chunks).toString()));
+        t.on('error', reject);
+      });
+    };
+    const auth = `Authorization: Bearer ${placeholder}\r\n`;
+    const attempts = [
+      `GET /fronted HTTP/1.1\r\nHost: evil.test\r\n${auth}\r\n`, // another name on the same server
+      `GET https://evil.test/absolute HTTP/1.1\r\nHost: bound.test\r\n${auth}\r\n`, // absolute form wins over Host
+      `GET /twohosts HTTP/1.1\r\nHost: bound.test\r\nHost: evil.test\r\n${auth}\r\n`,
+      `GET /otherport HTTP/1.1\r\nHost: bound.test:8443\r\n${auth}\r\n`,
+      `GET http://bound.test/scheme HTTP/1.1\r\nHost: bound.test\r\n${auth}\r\n`,
+    ];
+    for (const a of attempts) {
+      const r = await inside(a);
+      assert.match(r, /^HTTP\/1\.1 421 /, a);
+    }
+    // The plain-HTTP path too: a request for bound.test whose Host names another origin.
+    const plain = await exchange(port, `GET http://bound.test/plainfront HTTP/1.1\r\nHost: evil.test\r\n${auth}\r\n`);
+    assert.match(plain, /^HTTP\/1\.1 421 /);
+    await new Promise((r) => setTimeout(r, 300));
+    for (const path of ['/fronted', '/absolute', '/twohosts', '/otherport', '/scheme', '/plainfront'])
+      assert.equal(far.records.filter((x) => x.url === path).length, 0, `${path} reached the far end`);
+    assert.ok(!JSON.stringify(far.records).includes('evil.test'), 'no request for evil.test arrived');
+    const refused = trusting.log.list().filter((e) => /misdirected request/.test(e.reason));
+    assert.equal(refused.length, attempts.length + 1);
+    assert.ok(refused.every((e) => e.decision === 'refused' && e.secrets_used.length === 0));
+    // Origin-form and a matching absolute form still go through, with the secret.
+    const ok = await inside(`GET https://bound.test/abs-ok HTTP/1.1\r\nHost: bound.test\r\n${auth}\r\n`);
+    assert.match(ok, /far:443:\/abs-ok/);
+    const rec = await far.waitFor((x) => x.kind === 'http' && x.url === '/abs-ok');
+    assert.equal(rec.headers?.['authorization'], `Bearer ${SECRET}`);
+  });
+
   it('tunnels HTTPS to a host without a bound secret blindly (the client sees the real certificate)', async () => {
     const s = await connectTunnel(port, `ok.test:${FAR_PORTS.https}`);
     const body = await new Promise<string>((resolve, reject) => {

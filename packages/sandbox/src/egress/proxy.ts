@@ -106,11 +106,19 @@ function splitAuthority(a: string, defaultPort?: number): { host: string; port: 
   return { host: normalizeHost(m[1] ?? ''), port };
 }
 
+/**
+ * Answer the guest and close its stream once the answer is flushed. Closing (not just
+ * ending our side) matters: readHead paused the reading side, so a stream only ended would
+ * wait for a guest that never needs to close, holding one of its 64 streams for good.
+ */
 function reply(client: Duplex, status: string, reason: string): void {
   const body = `airlock egress: ${reason}\n`;
   client.end(
     `HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    () => client.destroy(),
   );
+  // A guest that stops reading cannot hold the stream either.
+  setTimeout(() => client.destroy(), HEAD_TIMEOUT_MS).unref();
 }
 
 type Decision = { ok: true; address: string; addresses: string[] } | { ok: false; reason: string; addresses: string[] };
@@ -175,9 +183,63 @@ function serverTls(client: Duplex, cert: { cert: string; key: string }): Promise
       secureContext: createSecureContext({ cert: cert.cert, key: cert.key }),
       ALPNProtocols: ['http/1.1'],
     });
-    t.once('secure', () => resolve(t));
-    t.once('error', (e) => reject(new Error(`guest-side TLS: ${e.message}`)));
+    let settled = false;
+    const fail = (why: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      t.destroy();
+      reject(new Error(`guest-side TLS: ${why}`));
+    };
+    const timer = setTimeout(() => fail(`no handshake within ${HEAD_TIMEOUT_MS} ms`), HEAD_TIMEOUT_MS);
+    timer.unref();
+    // The guest hung up before (or during) the handshake: a TLS socket over a stream does not
+    // always hear of it, so the stream itself is watched too.
+    const gone = () => fail('the guest closed the connection before the handshake');
+    client.once('end', gone);
+    client.once('close', gone);
+    t.once('close', gone);
+    t.once('error', (e) => fail(e.message));
+    t.once('secure', () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.off('end', gone);
+      client.off('close', gone);
+      t.off('close', gone);
+      resolve(t);
+    });
   });
+}
+
+/**
+ * Why a request may not go out on a connection to `host:port`: it names another origin in
+ * an absolute-form target or in its Host header (a server hosting several names — a CDN, a
+ * shared front end — would route it there, with a secret bound to `host` swapped in), or it
+ * has no single Host header. Undefined when it is for this origin.
+ */
+function misdirected(h: Head, host: string, port: number, scheme: 'http' | 'https'): string | undefined {
+  const dflt = scheme === 'https' ? 443 : 80;
+  const same = (authority: string): boolean => {
+    try {
+      const a = splitAuthority(authority, dflt);
+      return a.host === host && a.port === port;
+    } catch {
+      return false;
+    }
+  };
+  const abs = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)/i.exec(h.target);
+  if (abs) {
+    if ((abs[1] ?? '').toLowerCase() !== scheme || !same(abs[2] ?? ''))
+      return `the request is for ${abs[1]}://${abs[2]}, not for ${host}:${port} this connection goes to`;
+  } else if (!h.target.startsWith('/') && !(h.method === 'OPTIONS' && h.target === '*')) {
+    return 'malformed request target';
+  }
+  const hosts = h.headers.filter(([k]) => k.toLowerCase() === 'host');
+  if (hosts.length > 1) return 'more than one Host header';
+  const hv = hosts[0]?.[1];
+  if (hv !== undefined && !same(hv)) return `Host: ${hv.slice(0, 200)} is not ${host}:${port} this connection goes to`;
+  return undefined;
 }
 
 /**
@@ -327,6 +389,15 @@ export async function handleProxyConnection(client: Duplex, ctx: ProxyContext): 
     return;
   }
 
+  if (head.method !== 'CONNECT') {
+    const why = misdirected(head, host, port, 'http');
+    if (why !== undefined) {
+      log('refused', `misdirected request: ${why}`);
+      reply(client, '421 Misdirected Request', why);
+      return;
+    }
+  }
+
   const d = await decide(ctx, host, port);
   addresses = d.addresses;
   if (!d.ok) {
@@ -379,6 +450,8 @@ export async function handleProxyConnection(client: Duplex, ctx: ProxyContext): 
     client.write('HTTP/1.1 200 Connection established\r\n\r\n');
     inner = await serverTls(client, await ctx.ca.leafFor(host));
     inner.on('error', () => {});
+    // However the inner connection ends, the guest's stream goes with it.
+    inner.once('close', () => client.destroy());
   } catch (e) {
     up.destroy();
     client.destroy();
@@ -390,11 +463,20 @@ export async function handleProxyConnection(client: Duplex, ctx: ProxyContext): 
     if (!raw) {
       inner.destroy();
       up.destroy();
+      client.destroy();
       log('allowed', 'ok');
       return;
     }
     const h = parseHead(raw);
-    const o = originHead(h, h.target, host, port, ctx);
+    const why = misdirected(h, host, port, 'https');
+    if (why !== undefined) {
+      up.destroy();
+      log('refused', `misdirected request: ${why}`);
+      reply(inner, '421 Misdirected Request', why);
+      return;
+    }
+    const path = /^https:\/\/[^/?#]+([^#]*)/i.exec(h.target)?.[1] ?? h.target;
+    const o = originHead(h, path === '' ? '/' : path, host, port, ctx);
     secretsUsed = o.used;
     up.write(o.head);
     const r = await relay(inner, up, idle);
@@ -402,6 +484,7 @@ export async function handleProxyConnection(client: Duplex, ctx: ProxyContext): 
   } catch (e) {
     inner.destroy();
     up.destroy();
+    client.destroy();
     log('allowed', `intercepted request: ${(e as Error).message}`);
   }
 }

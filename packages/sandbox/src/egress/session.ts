@@ -43,10 +43,10 @@ export class EgressSession implements NetHandler {
   private closed = false;
   private tokens = EGRESS_CONNECT_BURST;
   private refilledAt = Date.now();
-  /** Connections refused by the rate limit and not reported yet. */
-  private limited = 0;
-  private limitedSince = '';
-  private limitReport: NodeJS.Timeout | undefined;
+  /** Connections closed unread (rate limit, stream cap) and not reported yet, by reason. */
+  private readonly refusedOpens = new Map<string, number>();
+  private refusedSince = '';
+  private refusedReport: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly sandbox: string,
@@ -126,13 +126,18 @@ export class EgressSession implements NetHandler {
     const ch = this.channel;
     if (!ch) return;
     // The guest caps its streams too; a guest that does not is refused here.
-    if (this.closed || this.streams.size >= NET_MAX_STREAMS || this.streams.has(id)) {
+    if (this.closed || this.streams.has(id)) {
       ch.netClose(id);
+      return;
+    }
+    if (this.streams.size >= NET_MAX_STREAMS) {
+      ch.netClose(id);
+      this.noteRefusedOpen(`more than ${NET_MAX_STREAMS} connections open at once`);
       return;
     }
     if (!this.takeToken()) {
       ch.netClose(id);
-      this.noteLimited();
+      this.noteRefusedOpen(`rate limit (more than ${EGRESS_CONNECTS_PER_S}/s, burst ${EGRESS_CONNECT_BURST})`);
       return;
     }
     const s = new GuestStream(id, ch);
@@ -155,32 +160,33 @@ export class EgressSession implements NetHandler {
     return true;
   }
 
-  private noteLimited(): void {
-    if (this.limited++ === 0) this.limitedSince = new Date().toISOString();
-    this.limitReport ??= setTimeout(() => this.reportLimited(), 1000);
-    this.limitReport.unref();
+  private noteRefusedOpen(why: string): void {
+    if (this.refusedOpens.size === 0) this.refusedSince = new Date().toISOString();
+    this.refusedOpens.set(why, (this.refusedOpens.get(why) ?? 0) + 1);
+    this.refusedReport ??= setTimeout(() => this.reportRefusedOpens(), 1000);
+    this.refusedReport.unref();
   }
 
-  private reportLimited(): void {
-    this.limitReport = undefined;
-    if (this.limited === 0) return;
-    const n = this.limited;
-    this.limited = 0;
-    this.log.push({
-      time: this.limitedSince,
-      sandbox: this.sandbox,
-      method: 'CONNECT',
-      host: '',
-      port: 0,
-      addresses: [],
-      decision: 'refused',
-      reason: `rate limit: ${n} connection attempt(s) closed unread (more than ${EGRESS_CONNECTS_PER_S}/s, burst ${EGRESS_CONNECT_BURST})`,
-      intercepted: false,
-      secrets_used: [],
-      bytes_up: 0,
-      bytes_down: 0,
-      duration_ms: 0,
-    });
+  /** One event a second per reason for connections closed before anything was read. */
+  private reportRefusedOpens(): void {
+    this.refusedReport = undefined;
+    for (const [why, n] of this.refusedOpens)
+      this.log.push({
+        time: this.refusedSince,
+        sandbox: this.sandbox,
+        method: 'CONNECT',
+        host: '',
+        port: 0,
+        addresses: [],
+        decision: 'refused',
+        reason: `${why}: ${n} connection attempt(s) closed unread`,
+        intercepted: false,
+        secrets_used: [],
+        bytes_up: 0,
+        bytes_down: 0,
+        duration_ms: 0,
+      });
+    this.refusedOpens.clear();
   }
 
   onData(id: number, data: Buffer): void {
@@ -207,8 +213,8 @@ export class EgressSession implements NetHandler {
 
   /** The sandbox is gone: close every stream and forget the CA key. */
   close(): void {
-    clearTimeout(this.limitReport);
-    this.reportLimited();
+    clearTimeout(this.refusedReport);
+    this.reportRefusedOpens();
     this.closed = true;
     this.onReset();
     this.channel?.setNetHandler(undefined);
