@@ -208,3 +208,41 @@ export function formatPairs(pairs: Record<string, string | number> | null | unde
   const e = Object.entries(pairs ?? {});
   return e.length === 0 ? '' : e.map(([k, v]) => `${k}=${v}`).join(', ');
 }
+
+/** Non-empty trimmed lines of a textarea. */
+export function lines(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+}
+
+/** Non-empty trimmed parts of a comma-separated input. */
+export function commaList(text: string): string[] {
+  return text
+    .split(',')
+    .map((l) => l.trim())
+    .filter(Boolean);
+}
+
+/**
+ * Every API field error at `body.<prefix>` or below, in one message; `name(rest)` says which
+ * element a deeper path is about ("allow.1" → the entry on that line), so the text sits next to
+ * the field it names.
+ */
+export function messagesUnder(
+  error: ApiError | undefined,
+  prefix: string,
+  name: (rest: string[]) => string | undefined = () => undefined,
+): string | undefined {
+  if (error === undefined) return undefined;
+  const full = `body.${prefix}`;
+  const msgs = error.fields
+    .filter((f) => f.field === full || f.field.startsWith(`${full}.`))
+    .map((f) => {
+      const rest = f.field === full ? [] : f.field.slice(full.length + 1).split('.');
+      const what = name(rest);
+      return what === undefined ? f.message : `${what}: ${f.message}`;
+    });
+  return msgs.length === 0 ? undefined : msgs.join('; ');
+}

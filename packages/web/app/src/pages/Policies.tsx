@@ -11,8 +11,21 @@ import {
   type Runner,
   type User,
 } from '../api';
-import { FormError, formatPairs, parsePairs, SelectField, TextField, useAction } from '../forms';
-import { Badge, DataTable, Empty, ErrorBox, Loading, PageHeader, RowButton, Time, usePoll, useSession } from '../lib';
+import { FormError, formatPairs, lines, messagesUnder, parsePairs, SelectField, TextField, useAction } from '../forms';
+import {
+  Badge,
+  DataTable,
+  describedBy,
+  Empty,
+  ErrorBox,
+  Field,
+  Loading,
+  PageHeader,
+  RowButton,
+  Time,
+  usePoll,
+  useSession,
+} from '../lib';
 
 const DECISION_TONE: Record<RuleDecision, string> = { allow: 'success', require_approval: 'pending', deny: 'failure' };
 function DecisionBadge({ d }: { d: RuleDecision | null }) {
@@ -608,6 +621,138 @@ function Explain() {
   );
 }
 
+/** The organisation's sandbox policy, as `GET /api/v1/policy/sandboxes` returns it (and PUT takes it whole). */
+interface SandboxPolicy {
+  enabled: boolean;
+  min_role: string;
+  packs: string[];
+  max_memory_mb: number;
+  max_vcpus: number;
+  max_lifetime_s: number;
+  default_lifetime_s: number;
+  max_exec_timeout_ms: number;
+  allow_egress: boolean;
+  egress_allow: string[];
+  quotas: Record<'user' | 'org', { concurrent: number | null; cpu_seconds_per_day: number | null }>;
+}
+
+/**
+ * The egress part of the sandbox policy. PUT replaces the whole policy, so the form sends the
+ * policy it was opened with, changed only in `allow_egress` and `egress_allow`.
+ */
+function SandboxEgressForm({ policy, onSaved }: { policy: SandboxPolicy; onSaved: () => void }) {
+  const [allowEgress, setAllowEgress] = useState(policy.allow_egress);
+  const [patterns, setPatterns] = useState(policy.egress_allow.join('\n'));
+  const [saved, setSaved] = useState(false);
+  const save = useAction(async () => {
+    setSaved(false);
+    await api('PUT', '/api/v1/policy/sandboxes', {
+      ...policy,
+      allow_egress: allowEgress,
+      egress_allow: lines(patterns),
+    });
+    setSaved(true);
+    onSaved();
+  });
+  const entries = lines(patterns);
+  const patternsErr = messagesUnder(save.error, 'egress_allow', (rest) => {
+    const e = rest[0] === undefined ? undefined : entries[Number(rest[0])];
+    return e === undefined ? undefined : `"${e}"`;
+  });
+  const allowErr = messagesUnder(save.error, 'allow_egress');
+  return (
+    <form onSubmit={save.submit} noValidate aria-labelledby="sandbox-egress-h" data-testid="sandbox-egress-policy">
+      <h3 id="sandbox-egress-h">Network egress</h3>
+      <FormError error={save.error} title="Sandbox policy not saved" fields={['allow_egress', 'egress_allow']} />
+      <div className="field">
+        <label className="check" htmlFor="policy-allow-egress">
+          <input
+            id="policy-allow-egress"
+            type="checkbox"
+            checked={allowEgress}
+            onChange={(e) => {
+              setAllowEgress(e.target.checked);
+              setSaved(false);
+            }}
+            {...describedBy('policy-allow-egress', false, allowErr)}
+          />
+          Sandboxes may ask for network egress
+        </label>
+        {allowErr !== undefined && (
+          <p className="field-error" id="policy-allow-egress-error">
+            {allowErr}
+          </p>
+        )}
+      </div>
+      <Field
+        id="policy-egress-allow"
+        label="Destinations a create may ask for"
+        hint="host:port patterns, one per line (api.example.com:443, *.pypi.org:443); the port matches exactly; empty = any destination once egress is allowed"
+        error={patternsErr}
+      >
+        <textarea
+          id="policy-egress-allow"
+          rows={4}
+          value={patterns}
+          spellCheck={false}
+          onChange={(e) => {
+            setPatterns(e.target.value);
+            setSaved(false);
+          }}
+          {...describedBy('policy-egress-allow', true, patternsErr)}
+        />
+      </Field>
+      <div className="button-row">
+        <button type="submit" className="btn btn-primary" disabled={save.busy}>
+          Save egress policy
+        </button>
+        {saved && (
+          <span role="status" className="muted">
+            Saved.
+          </span>
+        )}
+      </div>
+    </form>
+  );
+}
+
+/** Sandbox policy: a summary, and the egress part editable by admins. */
+function SandboxPolicySection() {
+  const s = useSession();
+  const pol = usePoll(() => api<SandboxPolicy>('GET', '/api/v1/policy/sandboxes'), [], 0);
+  if (pol.error?.notAvailable === true) return null;
+  const p = pol.data;
+  const quota = (q: { concurrent: number | null; cpu_seconds_per_day: number | null }) =>
+    `${q.concurrent ?? 'any number'} at once, ${q.cpu_seconds_per_day ?? 'unlimited'} CPU-s a day`;
+  return (
+    <section className="panel" aria-labelledby="sandbox-policy-h">
+      <h2 id="sandbox-policy-h">Sandbox policy</h2>
+      <ErrorBox error={pol.error} title="Sandbox policy" />
+      {p === undefined ? (
+        pol.loading && <Loading what="the sandbox policy" />
+      ) : (
+        <>
+          <p className="muted" data-testid="sandbox-policy-summary">
+            {p.enabled ? `Role ${p.min_role} and up may create sandboxes` : 'Nobody may create sandboxes'} (packs{' '}
+            {p.packs.join(', ')}; up to {p.max_memory_mb} MiB, {p.max_vcpus} vCPU, {p.max_lifetime_s} s). Per user:{' '}
+            {quota(p.quotas.user)}; organisation: {quota(p.quotas.org)}. Egress:{' '}
+            {!p.allow_egress
+              ? 'off'
+              : p.egress_allow.length === 0
+                ? 'allowed to any destination'
+                : `allowed to ${p.egress_allow.join(', ')}`}
+            .
+          </p>
+          {s.can('users:write') && (
+            // The form keeps what was typed (and saved); the summary above re-reads the server.
+            <SandboxEgressForm policy={p} onSaved={pol.reload} />
+          )}
+        </>
+      )}
+    </section>
+  );
+}
+
 export function PoliciesPage() {
   return (
     <>
@@ -619,6 +764,7 @@ export function PoliciesPage() {
       <Rules />
       <Grants />
       <Groups />
+      <SandboxPolicySection />
     </>
   );
 }
