@@ -1,7 +1,15 @@
 import { auditEventShapeError, hashEvent } from '@airlock/core';
 import type { ServerContext } from '../context.js';
-import type { ServerAuditInput } from './audit-log.js';
-import { auditDb, type RunnerEventLink } from './tables.js';
+import {
+  insertRunnerEvent,
+  moveRunnerHead,
+  relinkNext,
+  runnerChain,
+  runnerChainForUpdate,
+  runnerEventHash,
+} from '../db/hot-queries.js';
+import type { AuditTransaction, ServerAuditInput } from './audit-log.js';
+import type { RunnerEventLink } from './tables.js';
 
 const SYSTEM = { type: 'system', id: 'airlock' } as const;
 
@@ -33,16 +41,6 @@ function alert(
   };
 }
 
-async function runnerName(ctx: ServerContext, orgId: string, runnerId: string): Promise<string | undefined> {
-  const r = await ctx.db.kysely
-    .selectFrom('runners')
-    .select('name')
-    .where('id', '=', runnerId)
-    .where('org_id', '=', orgId)
-    .executeTakeFirst();
-  return r?.name;
-}
-
 /**
  * Mirror one runner security-log event (from a `result`): check its hash and its link to
  * the last event seen from that runner, store it, and raise an alert event on a gap or fork.
@@ -63,12 +61,34 @@ export async function mirrorRunnerEvent(
   orgId: string,
   runnerId: string,
   event: Readonly<Record<string, unknown>>,
+  outer?: AuditTransaction,
 ): Promise<void> {
-  const name = await runnerName(ctx, orgId, runnerId);
-  if (name === undefined) {
+  if (outer !== undefined) return mirrorIn(ctx, outer, orgId, runnerId, event);
+  await ctx.db.kysely.transaction().execute((trx) => mirrorIn(ctx, trx, orgId, runnerId, event));
+}
+
+/**
+ * The mirror's reads and writes and its alerts, in one transaction: the caller's (the run's
+ * finalisation, so the result, the mirrored event and the audit events commit together) or
+ * its own.
+ */
+async function mirrorIn(
+  ctx: ServerContext,
+  outer: AuditTransaction,
+  orgId: string,
+  runnerId: string,
+  event: Readonly<Record<string, unknown>>,
+): Promise<void> {
+  // The runner row is the lock that orders two results of one runner on Postgres.
+  const runner = await (ctx.db.dialect === 'postgres' ? runnerChainForUpdate : runnerChain).first(outer, {
+    id: runnerId,
+    org_id: orgId,
+  });
+  if (runner === undefined) {
     ctx.log.warn({ runnerId, orgId }, 'audit mirror: event from an unknown runner ignored');
     return;
   }
+  const name = runner.name;
   const problem = auditEventShapeError(event);
   let computed: string | undefined;
   if (problem === null) {
@@ -87,33 +107,20 @@ export async function mirrorRunnerEvent(
         computed_hash: computed ?? null,
         problem: problem ?? 'content does not match its hash',
       }),
+      outer,
     );
     return;
   }
   const seq = event['seq'] as number;
   const hash = event['hash'] as string;
   const prev = event['prev'] as string;
-  const adb = auditDb(ctx.db);
   const alerts: ServerAuditInput[] = [];
-  await adb.transaction().execute(async (trx) => {
-    let q = trx
-      .selectFrom('runners')
-      .select(['chain_seq', 'chain_hash'])
-      .where('id', '=', runnerId)
-      .where('org_id', '=', orgId);
-    if (ctx.db.dialect === 'postgres') q = q.forUpdate();
-    const runner = await q.executeTakeFirst();
-    if (runner === undefined) return;
+  await (async () => {
     const head =
       runner.chain_seq === null || runner.chain_hash === null
         ? null
         : { seq: Number(runner.chain_seq), hash: runner.chain_hash };
-    const existing = await trx
-      .selectFrom('runner_events')
-      .select('hash')
-      .where('runner_id', '=', runnerId)
-      .where('seq', '=', seq)
-      .executeTakeFirst();
+    const existing = await runnerEventHash.first(outer, { runner_id: runnerId, seq });
     let moveHead = false;
     if (existing !== undefined) {
       if (existing.hash === hash) return; // re-delivery
@@ -129,15 +136,7 @@ export async function mirrorRunnerEvent(
       // Follow the runner so that one rewrite does not raise an alert for every later event.
       if (head === null || seq >= head.seq || prev === head.hash) moveHead = true;
     } else {
-      const pred =
-        seq === 0
-          ? undefined
-          : await trx
-              .selectFrom('runner_events')
-              .select('hash')
-              .where('runner_id', '=', runnerId)
-              .where('seq', '=', seq - 1)
-              .executeTakeFirst();
+      const pred = seq === 0 ? undefined : await runnerEventHash.first(outer, { runner_id: runnerId, seq: seq - 1 });
       let link: RunnerEventLink;
       if (head === null) {
         link = pred !== undefined && pred.hash === prev ? 'linked' : 'start';
@@ -173,36 +172,26 @@ export async function mirrorRunnerEvent(
         // Older than the head and not mirrored yet: a late re-delivery into a gap.
         link = pred !== undefined && pred.hash === prev ? 'linked' : 'gap';
       }
-      await trx
-        .insertInto('runner_events')
-        .values({
-          runner_id: runnerId,
-          seq,
-          time: typeof event['time'] === 'string' ? event['time'] : '',
-          action: typeof event['action'] === 'string' ? event['action'] : '',
-          status: typeof event['status'] === 'string' ? event['status'] : '',
-          body: JSON.stringify(event),
-          prev,
-          hash,
-          link,
-        })
-        .onConflict((oc) => oc.columns(['runner_id', 'seq']).doNothing())
-        .execute();
+      await insertRunnerEvent.execute(outer, {
+        runner_id: runnerId,
+        seq,
+        time: typeof event['time'] === 'string' ? event['time'] : '',
+        action: typeof event['action'] === 'string' ? event['action'] : '',
+        status: typeof event['status'] === 'string' ? event['status'] : '',
+        body: JSON.stringify(event),
+        prev,
+        hash,
+        link,
+      });
       // A row that follows this one and was stored as a break now links (late re-delivery).
-      await trx
-        .updateTable('runner_events')
-        .set({ link: 'linked' })
-        .where('runner_id', '=', runnerId)
-        .where('seq', '=', seq + 1)
-        .where('prev', '=', hash)
-        .where('link', '=', 'gap')
-        .execute();
+      await relinkNext.execute(outer, { runner_id: runnerId, seq: seq + 1, prev: hash });
     }
     if (moveHead) {
-      await trx.updateTable('runners').set({ chain_seq: seq, chain_hash: hash }).where('id', '=', runnerId).execute();
+      await moveRunnerHead.execute(outer, { id: runnerId, chain_seq: seq, chain_hash: hash });
     }
-  });
-  for (const a of alerts) await ctx.audit.record(a);
+  })();
+  // Appended last: on Postgres the chain lock is then held only until the commit just after.
+  for (const a of alerts) await ctx.audit.record(a, outer);
 }
 
 /** On `hello`: a runner whose log head is behind what the server already mirrored was truncated. */

@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.js';
+import { apiKeyByPrefix } from '../db/hot-queries.js';
 import type { Role } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
 import type { Authenticator } from '../http/routes.js';
@@ -34,25 +35,8 @@ export function createAuthenticator(db: Db, sessions?: SessionResolver): Authent
 export async function apiKeyPrincipal(db: Db, token: string): Promise<Principal> {
   const prefix = tokenPrefix(token, 'alk');
   if (prefix === undefined) throw ApiError.unauthorized('invalid API key');
-  const row = await db.kysely
-    .selectFrom('api_keys')
-    .innerJoin('users', 'users.id', 'api_keys.user_id')
-    .select([
-      'api_keys.id as key_id',
-      'api_keys.key_hash',
-      'api_keys.scopes',
-      'api_keys.expires_at',
-      'api_keys.revoked_at',
-      'api_keys.last_used_at',
-      'api_keys.org_id',
-      'users.id as user_id',
-      'users.username',
-      'users.role',
-      'users.disabled',
-      'users.org_id as user_org',
-    ])
-    .where('api_keys.prefix', '=', prefix)
-    .executeTakeFirst();
+  // Read on every request (a compiled query, not a cached answer): revocation is immediate.
+  const row = await apiKeyByPrefix.first(db.kysely, { prefix });
   if (row === undefined || !tokenMatches(token, row.key_hash)) throw ApiError.unauthorized('invalid API key');
   if (row.revoked_at !== null) throw ApiError.unauthorized('API key revoked');
   if (row.expires_at !== null && row.expires_at <= new Date().toISOString())

@@ -1,6 +1,7 @@
 // Reading and writing policy data. Everything is re-read per decision, so a change (a shrunk
 // scope, a revoked grant, a new deny rule) takes effect on the very next request.
 import type { Db } from '../db/database.js';
+import { policyGrantsOf, policyGrantsOfTwo, policyRules, policyScope, policySettings } from '../db/hot-queries.js';
 import type { PolicyGrantsTable, PolicyRulesTable, PolicySettingsTable, Role } from '../db/schema.js';
 import type { Grant, PolicyRule, Risk, RunnerScope } from './engine.js';
 
@@ -89,21 +90,16 @@ export function grantView(g: PolicyGrantsTable) {
 }
 
 export async function loadRules(db: Db, orgId: string): Promise<PolicyRule[]> {
-  const rows = await db.kysely.selectFrom('policy_rules').selectAll().where('org_id', '=', orgId).execute();
+  const { rows } = await policyRules.execute(db.kysely, { org_id: orgId });
   return rows.map(ruleFromRow);
 }
 
 /** Live-or-not grants of a user and (when given) one of their keys; the engine checks liveness. */
 export async function loadGrants(db: Db, orgId: string, userId: string, keyId: string | undefined): Promise<Grant[]> {
-  const ids = keyId === undefined ? [userId] : [userId, keyId];
-  const rows = await db.kysely
-    .selectFrom('policy_grants')
-    .selectAll()
-    .where('org_id', '=', orgId)
-    .where('subject_id', 'in', ids)
-    .orderBy('created_at')
-    .orderBy('id')
-    .execute();
+  const { rows } =
+    keyId === undefined
+      ? await policyGrantsOf.execute(db.kysely, { org_id: orgId, subject: userId })
+      : await policyGrantsOfTwo.execute(db.kysely, { org_id: orgId, subject: userId, other: keyId });
   return rows.map(grantFromRow);
 }
 
@@ -112,12 +108,7 @@ export async function loadScope(
   subjectType: 'user' | 'api_key',
   subjectId: string,
 ): Promise<RunnerScope | null> {
-  const row = await db.kysely
-    .selectFrom('policy_scopes')
-    .selectAll()
-    .where('subject_type', '=', subjectType)
-    .where('subject_id', '=', subjectId)
-    .executeTakeFirst();
+  const row = await policyScope.first(db.kysely, { subject_type: subjectType, subject_id: subjectId });
   if (row === undefined) return null;
   return {
     ...(row.selector === null ? {} : { selector: JSON.parse(row.selector) as Record<string, string> }),
@@ -144,9 +135,7 @@ export function settingsFromRow(row: PolicySettingsTable | undefined): PolicySet
 }
 
 export async function loadSettings(db: Db, orgId: string): Promise<PolicySettings> {
-  return settingsFromRow(
-    await db.kysely.selectFrom('policy_settings').selectAll().where('org_id', '=', orgId).executeTakeFirst(),
-  );
+  return settingsFromRow(await policySettings.first(db.kysely, { org_id: orgId }));
 }
 
 export async function userRole(db: Db, userId: string): Promise<Role | undefined> {

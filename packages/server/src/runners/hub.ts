@@ -10,9 +10,11 @@ import {
   type WireMessage,
 } from '@airlock/core';
 import type { WebSocket } from 'ws';
+import type { AuditTransaction } from '../audit/audit-log.js';
 import { checkRunnerLogHead, mirrorRunnerEvent } from '../audit/runner-mirror.js';
 import type { ClusterNote } from '../cluster/notes.js';
 import type { ServerContext } from '../context.js';
+import { finaliseRun, insertOutput, markRunning, runOfRunner } from '../db/hot-queries.js';
 import type { RunnersTable, RunsTable } from '../db/schema.js';
 import { recordAdvertisedPacks, storePackFiles } from '../packs/pack-store.js';
 import { approvalForDispatch } from '../policy/approvals.js';
@@ -61,6 +63,26 @@ class RunnerSession {
   lastSeen = Date.now();
   helloDone = false;
   private badFrames: number[] = [];
+  /**
+   * Ids of runs sent on this session and not finished yet: a run's `accepted` and `output`
+   * frames need only to know that the run is this runner's, which sending it here proved
+   * (a run's runner never changes). Others (after a reconnect, another instance's) are read.
+   */
+  private readonly sent = new Set<string>();
+
+  markSent(runId: string): void {
+    // A bound for a session whose runs never finish: beyond it, frames are checked by a read.
+    if (this.sent.size >= 10_000) this.sent.clear();
+    this.sent.add(runId);
+  }
+
+  wasSent(runId: string): boolean {
+    return this.sent.has(runId);
+  }
+
+  forget(runId: string): void {
+    this.sent.delete(runId);
+  }
 
   constructor(
     readonly runner: RunnersTable,
@@ -186,8 +208,11 @@ export class RunnerHub {
       const msg = 'msg' in parsed ? parsed.msg : undefined;
       // A bad frame is answered in its place in the stream, like any session frame.
       const handle = (): Promise<void> | void =>
-        msg === undefined ? session.badFrame('invalid_message', (parsed as { bad: string }).bad) : session.onMessage(msg);
-      const rid = msg !== undefined && RUN_FRAMES.has(msg.type) ? (msg as { request_id?: string }).request_id : undefined;
+        msg === undefined
+          ? session.badFrame('invalid_message', (parsed as { bad: string }).bad)
+          : session.onMessage(msg);
+      const rid =
+        msg !== undefined && RUN_FRAMES.has(msg.type) ? (msg as { request_id?: string }).request_id : undefined;
       let p: Promise<void>;
       if (rid !== undefined) {
         p = (tails.get(rid) ?? barrier).then(handle).catch(failed);
@@ -244,11 +269,49 @@ export class RunnerHub {
     return this.dispatchOn(s, run);
   }
 
+  /**
+   * Whether a run for this runner can be sent from this instance right now. A run created
+   * for such a runner is stored `dispatched` in the transaction that creates it, and sent with
+   * {@link sendFresh} after the commit, which saves a status update and its commit per run.
+   */
+  isLocal(runnerId: string): boolean {
+    return this.sessions.get(runnerId)?.helloDone === true;
+  }
+
+  /**
+   * Send a run just stored as `dispatched` (see {@link isLocal}); it has no approval. If the
+   * session went away meanwhile it is routed like {@link dispatch}: a `dispatched` run that
+   * was never accepted is sent again on the runner's next hello, wherever it lands.
+   */
+  async sendFresh(run: RunsTable): Promise<void> {
+    const s = this.sessions.get(run.runner_id);
+    if (s?.helloDone === true && s.send(this.runAction(run, undefined))) {
+      s.markSent(run.id);
+      return;
+    }
+    await this.publish({ t: 'dispatch', r: run.runner_id, id: run.id });
+  }
+
   private async dispatchOn(s: RunnerSession, run: RunsTable): Promise<boolean> {
-    const principal = JSON.parse(run.requested_by) as { type: string; id: string; name?: string };
     // Approved runs carry who approved and, in signed tiers, the approver's signature.
     const approval = await approvalForDispatch(this.ctx.db, run);
-    const ok = s.send({
+    const ok = s.send(this.runAction(run, approval));
+    if (ok) s.markSent(run.id);
+    if (ok && run.status === 'queued') {
+      await this.ctx.db.kysely
+        .updateTable('runs')
+        .set({ status: 'dispatched', dispatched_at: new Date().toISOString() })
+        .where('id', '=', run.id)
+        .where('status', '=', 'queued')
+        .execute();
+      await this.emitStatus(run.id);
+    }
+    return ok;
+  }
+
+  private runAction(run: RunsTable, approval: Awaited<ReturnType<typeof approvalForDispatch>>): WireMessage {
+    const principal = JSON.parse(run.requested_by) as { type: string; id: string; name?: string };
+    return {
       type: 'run_action',
       request_id: run.id,
       action: run.action,
@@ -265,17 +328,7 @@ export class RunnerHub {
         ...(principal.name === undefined ? {} : { name: principal.name }),
       },
       ...(approval === undefined ? {} : { approval }),
-    });
-    if (ok && run.status === 'queued') {
-      await this.ctx.db.kysely
-        .updateTable('runs')
-        .set({ status: 'dispatched', dispatched_at: new Date().toISOString() })
-        .where('id', '=', run.id)
-        .where('status', '=', 'queued')
-        .execute();
-      await this.emitStatus(run.id);
-    }
-    return ok;
+    };
   }
 
   /** Ask the runner to cancel a run, on whichever instance holds its session. */
@@ -364,30 +417,21 @@ export class RunnerHub {
       case 'hello':
         return this.onHello(s, msg);
       case 'accepted': {
-        const run = await this.runFor(s, msg.request_id);
+        const run = await this.runOfSession(s, msg.request_id);
         if (run === undefined) return;
-        await this.ctx.db.kysely
-          .updateTable('runs')
-          .set({ status: 'running', started_at: new Date().toISOString() })
-          .where('id', '=', run.id)
-          .where('status', 'in', ['queued', 'dispatched'])
-          .execute();
+        await markRunning.execute(this.ctx.db.kysely, { id: run.id, started_at: new Date().toISOString() });
         return this.emitStatus(run.id);
       }
       case 'output': {
-        const run = await this.runFor(s, msg.request_id);
+        const run = await this.runOfSession(s, msg.request_id);
         if (run === undefined) return;
-        await this.ctx.db.kysely
-          .insertInto('run_output')
-          .values({
-            run_id: run.id,
-            seq: msg.seq,
-            stream: msg.stream,
-            line: msg.line,
-            partial: msg.partial === true ? 1 : 0,
-          })
-          .onConflict((oc) => oc.columns(['run_id', 'seq']).doNothing())
-          .execute();
+        await insertOutput.execute(this.ctx.db.kysely, {
+          run_id: run.id,
+          seq: msg.seq,
+          stream: msg.stream,
+          line: msg.line,
+          partial: msg.partial === true ? 1 : 0,
+        });
         this.events.emit(`run:${run.id}`, {
           type: 'output',
           runId: run.id,
@@ -396,7 +440,8 @@ export class RunnerHub {
           line: msg.line,
           partial: msg.partial === true,
         } satisfies RunEvent);
-        await this.publish({ t: 'output', id: run.id, q: msg.seq });
+        // Only other instances need the note (this one emitted above).
+        if (this.ctx.cluster.shared) await this.publish({ t: 'output', id: run.id, q: msg.seq });
         return;
       }
       case 'result':
@@ -438,6 +483,7 @@ export class RunnerHub {
    * with the runner's message, recorded in the server's audit log.
    */
   private async onRefused(s: RunnerSession, requestId: string, message: string): Promise<void> {
+    s.forget(requestId);
     const run = await this.runFor(s, requestId);
     if (run === undefined) return;
     const res = await this.ctx.db.kysely
@@ -468,13 +514,13 @@ export class RunnerHub {
     await this.emitStatus(run.id);
   }
 
+  /** A run this runner may report on: sent on this session, else read (see RunnerSession.sent). */
+  private async runOfSession(s: RunnerSession, requestId: string): Promise<{ id: string } | undefined> {
+    return s.wasSent(requestId) ? { id: requestId } : this.runFor(s, requestId);
+  }
+
   private async runFor(s: RunnerSession, requestId: string): Promise<RunsTable | undefined> {
-    const run = await this.ctx.db.kysely
-      .selectFrom('runs')
-      .selectAll()
-      .where('id', '=', requestId)
-      .where('runner_id', '=', s.runner.id)
-      .executeTakeFirst();
+    const run = await runOfRunner.first(this.ctx.db.kysely, { id: requestId, runner_id: s.runner.id });
     if (run === undefined) s.badFrame('unknown_request', `no run ${requestId} for this runner`, requestId);
     return run;
   }
@@ -552,15 +598,18 @@ export class RunnerHub {
   }
 
   private async onResult(s: RunnerSession, msg: ResultMessage): Promise<void> {
+    s.forget(msg.request_id);
     const run = await this.runFor(s, msg.request_id);
     if (run === undefined) return;
     let recorded = false;
     if (!isFinal(run.status)) {
       const finishedAt = msg.finished_at ?? new Date().toISOString();
-      // Guarded on "not final yet": a result re-sent after a reconnect changes nothing.
-      const res = await this.ctx.db.kysely
-        .updateTable('runs')
-        .set({
+      // Finalising the run, mirroring the runner's event and appending `run.result` commit
+      // together: a result is never stored without its audit events, and it costs one commit.
+      recorded = await this.ctx.db.kysely.transaction().execute(async (trx) => {
+        // Guarded on "not final yet": a result re-sent after a reconnect changes nothing.
+        const finalised = await finaliseRun.changed(trx, {
+          id: run.id,
           status: msg.status,
           exit_code: msg.exit_code,
           finished_at: finishedAt,
@@ -572,16 +621,15 @@ export class RunnerHub {
           audit_hash: msg.audit_hash,
           error_code: msg.error?.code ?? null,
           error_message: msg.error?.message ?? null,
-        })
-        .where('id', '=', run.id)
-        .where('status', 'not in', ['success', 'failure', 'validation_failed', 'error', 'timeout', 'cancelled'])
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 1) {
+        });
+        if (finalised !== 1) return false;
+        // Killed here, the transaction never commits: the run is not final, and the runner's
+        // re-sent result (it was not acked) finalises and audits it after the restart.
         killPoint('server_after_finalise_before_audit');
-        await this.recordResult(s, run, msg);
-        recorded = true;
-        await this.emitStatus(run.id);
-      }
+        await this.recordResult(s, run, msg, trx);
+        return true;
+      });
+      if (recorded) await this.emitStatus(run.id);
     }
     // A re-sent result for a final run: if this server died between finalising the run and
     // recording its audit events, they are recorded now, so the result is never unaudited.
@@ -605,28 +653,38 @@ export class RunnerHub {
   }
 
   /** Mirror the runner's event and append the server's `run.result` event. */
-  private async recordResult(s: RunnerSession, run: RunsTable, msg: ResultMessage): Promise<void> {
-    if (msg.audit_event !== undefined) await mirrorRunnerEvent(this.ctx, s.runner.org_id, s.runner.id, msg.audit_event);
-    await this.ctx.audit.record({
-      orgId: run.org_id,
-      id: run.id,
-      kind: 'run.result',
-      actor: { type: 'runner', id: s.runner.id, name: s.runner.name },
-      runner: s.runner.id,
-      action: run.action,
-      packHash: run.pack_hash,
-      status: msg.status,
-      exitCode: msg.exit_code,
-      durationMs: Math.round(msg.duration_ms),
-      error: msg.error ?? null,
-      data: { runner_event: msg.audit_hash, truncated: msg.truncated, clamped: msg.clamped },
-    });
+  private async recordResult(
+    s: RunnerSession,
+    run: RunsTable,
+    msg: ResultMessage,
+    trx?: AuditTransaction,
+  ): Promise<void> {
+    if (msg.audit_event !== undefined)
+      await mirrorRunnerEvent(this.ctx, s.runner.org_id, s.runner.id, msg.audit_event, trx);
+    await this.ctx.audit.record(
+      {
+        orgId: run.org_id,
+        id: run.id,
+        kind: 'run.result',
+        actor: { type: 'runner', id: s.runner.id, name: s.runner.name },
+        runner: s.runner.id,
+        action: run.action,
+        packHash: run.pack_hash,
+        status: msg.status,
+        exitCode: msg.exit_code,
+        durationMs: Math.round(msg.duration_ms),
+        error: msg.error ?? null,
+        data: { runner_event: msg.audit_hash, truncated: msg.truncated, clamped: msg.clamped },
+      },
+      trx,
+    );
   }
 
   /** Tell live views of a run, on every instance, that its status changed. */
   async emitStatus(runId: string): Promise<void> {
     await this.emitStatusHere(runId);
-    await this.publish({ t: 'status', id: runId });
+    // Only other instances need the note (this one emitted above).
+    if (this.ctx.cluster.shared) await this.publish({ t: 'status', id: runId });
   }
 
   private async emitStatusHere(runId: string): Promise<void> {

@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { digestArgs } from '@airlock/core';
 import { type Principal, principalRecord } from '../auth/principal.js';
 import type { ServerContext } from '../context.js';
-import type { RunsTable } from '../db/schema.js';
+import { insertRun, runnerByIdOrName } from '../db/hot-queries.js';
+import type { RunnersTable, RunsTable } from '../db/schema.js';
 import { ApiError } from '../http/api-error.js';
 import { isPackTrusted } from '../packs/pack-store.js';
 import { openApproval } from '../policy/approvals.js';
 import { decideRun } from '../policy/decide.js';
 import type { RunnerHub } from '../runners/hub.js';
-import { parseState } from '../runners/runner-store.js';
+import { parseState, type RunnerState } from '../runners/runner-store.js';
 import { isFinal } from './run-view.js';
 
 /** A request to run an action, as accepted by `POST /api/v1/runs`. */
@@ -20,14 +21,26 @@ export interface RunRequest {
   readonly reason: string;
 }
 
+/**
+ * The runner's advertised state (packs and actions from its last hello), parsed once per
+ * stored version: the JSON is large and changes only on hello. A parse memo, not a decision;
+ * the runner row itself is read on every request.
+ */
+const parsedStates = new Map<string, { raw: string | null; state: Readonly<RunnerState> }>();
+function advertisedState(runner: RunnersTable): Readonly<RunnerState> {
+  const hit = parsedStates.get(runner.id);
+  if (hit !== undefined && hit.raw === runner.state) return hit.state;
+  const state = parseState(runner);
+  parsedStates.delete(runner.id);
+  parsedStates.set(runner.id, { raw: runner.state, state });
+  // Bounded: the least recently parsed runner goes first.
+  if (parsedStates.size > 1000) parsedStates.delete(parsedStates.keys().next().value as string);
+  return state;
+}
+
 /** Find a runner of the caller's organisation by id or name. */
 export async function findRunner(ctx: ServerContext, orgId: string, idOrName: string) {
-  return ctx.db.kysely
-    .selectFrom('runners')
-    .selectAll()
-    .where('org_id', '=', orgId)
-    .where((eb) => eb.or([eb('id', '=', idOrName), eb('name', '=', idOrName)]))
-    .executeTakeFirst();
+  return runnerByIdOrName.first(ctx.db.kysely, { org_id: orgId, key: idOrName });
 }
 
 /**
@@ -44,7 +57,7 @@ export async function createRun(
   const runner = await findRunner(ctx, principal.orgId, req.runner);
   if (runner === undefined) throw ApiError.notFound(`runner ${JSON.stringify(req.runner)}`);
   if (runner.status === 'revoked') throw ApiError.conflict(`runner ${runner.name} is revoked`);
-  const state = parseState(runner);
+  const state = advertisedState(runner);
   const pack = state.packs.find((p) => p.actions.includes(req.action));
   if (pack === undefined) {
     throw ApiError.badRequest(`body.action: runner ${runner.name} does not offer ${req.action}`, [
@@ -87,6 +100,9 @@ export async function createRun(
     );
   }
   const now = new Date().toISOString();
+  // Allowed and the runner's session is on this instance: stored as dispatched and sent
+  // after the commit (see RunnerHub.sendFresh), one write instead of an insert and an update.
+  const direct = decision.kind === 'allow' && hub.isLocal(runner.id);
   const row: RunsTable = {
     id: randomUUID(),
     org_id: principal.orgId,
@@ -99,10 +115,10 @@ export async function createRun(
     limits: JSON.stringify(decision.limits ?? req.limits),
     reason: req.reason,
     requested_by: JSON.stringify(principalRecord(principal)),
-    status: decision.kind === 'require_approval' ? 'pending_approval' : 'queued',
+    status: decision.kind === 'require_approval' ? 'pending_approval' : direct ? 'dispatched' : 'queued',
     exit_code: null,
     created_at: now,
-    dispatched_at: null,
+    dispatched_at: direct ? now : null,
     started_at: null,
     finished_at: null,
     duration_ms: null,
@@ -114,41 +130,54 @@ export async function createRun(
     error_message: null,
     cancel_requested: 0,
   };
-  await ctx.db.kysely.insertInto('runs').values(row).execute();
-  await ctx.audit.record({
-    orgId: principal.orgId,
-    id: row.id,
-    kind: 'run.requested',
-    actor: principalRecord(principal),
-    runner: runner.id,
-    action: req.action,
-    packHash: pack.hash,
-    reason: req.reason,
-    argsDigest: digestArgs(req.args),
-    status: 'success',
-    data: {
-      runner: runner.name,
-      limits: decision.limits ?? req.limits,
-      decision: decision.kind,
-      rule: decision.rule,
-      risk,
-      ...(decision.kind === 'allow' && decision.grantId !== undefined ? { grant: decision.grantId } : {}),
-    },
+  // The run and its `run.requested` (and `grant.used`) events commit together.
+  await ctx.db.kysely.transaction().execute(async (trx) => {
+    await insertRun.execute(trx, row);
+    await ctx.audit.record(
+      {
+        orgId: principal.orgId,
+        id: row.id,
+        kind: 'run.requested',
+        actor: principalRecord(principal),
+        runner: runner.id,
+        action: req.action,
+        packHash: pack.hash,
+        reason: req.reason,
+        argsDigest: digestArgs(req.args),
+        status: 'success',
+        data: {
+          runner: runner.name,
+          limits: decision.limits ?? req.limits,
+          decision: decision.kind,
+          rule: decision.rule,
+          risk,
+          ...(decision.kind === 'allow' && decision.grantId !== undefined ? { grant: decision.grantId } : {}),
+        },
+      },
+      trx,
+    );
+    if (decision.kind === 'allow' && decision.grantId !== undefined) {
+      await ctx.audit.record(
+        {
+          orgId: principal.orgId,
+          id: row.id,
+          kind: 'grant.used',
+          actor: principalRecord(principal),
+          runner: runner.id,
+          action: req.action,
+          packHash: pack.hash,
+          data: { rule: decision.rule, grant: decision.grantId },
+        },
+        trx,
+      );
+    }
   });
-  if (decision.kind === 'allow' && decision.grantId !== undefined) {
-    await ctx.audit.record({
-      orgId: principal.orgId,
-      id: row.id,
-      kind: 'grant.used',
-      actor: principalRecord(principal),
-      runner: runner.id,
-      action: req.action,
-      packHash: pack.hash,
-      data: { rule: decision.rule, grant: decision.grantId },
-    });
-  }
   if (decision.kind === 'require_approval') {
     await openApproval(ctx, row, runner.name, principal, risk, decision);
+    return row;
+  }
+  if (direct) {
+    await hub.sendFresh(row);
     return row;
   }
   await hub.dispatch(row);
