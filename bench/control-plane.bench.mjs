@@ -285,37 +285,39 @@ async function directBaseline(n) {
 const DISCUSSION = `
 ### What bounds end-to-end runs/s (issue 5 target: 500 runs/s with SQLite)
 
-**Not met; about half of it.** The rate is bound by CPU per run, and mostly by the server's one
-event loop: its process (with the bench's HTTP client) spends the "server + HTTP client" CPU per run
-in the table, so it cannot pass the "ceiling of the server process alone" row however many runners
-connect; the runners' process and the spawn helper take the rest of the second core.
-500 runs/s on 2 cores is 4 ms of CPU per run for everything; a run costs about 7 here.
+**Not met: about two thirds of it** on a quiet machine. The rate is bound by CPU per run. The
+server's process (with the bench's HTTP client) is one event loop and spends the "server + HTTP
+client" CPU per run in the table, so it cannot pass the "ceiling of the server process alone" row
+however many runners connect; the runners' process and the spawn helper with its actions share the
+other core. 500 runs/s on 2 cores is 4 ms of CPU per run for everything (and at most 2 ms in the
+server's event loop); a run costs a little over 5 ms here, about 3 of them in the server process.
 
-Where the server's time goes (profile of the server process, SQLite, 4 runners, idle machine):
-SQLite statements about a third (about 20 statements and 7 commits per run: the run row, its status
-changes, the output line, two audit appends with their chain-head reads, the runner-event mirror,
-API-key and policy reads), Kysely building and compiling those queries about a tenth, the HTTP
-client (undici) and Fastify about a tenth, socket writes, GC, zod validation, canonical JSON and
-SHA-256 of the audit chain the rest, none above 6 %.
+Where the server process's time goes now (profile, SQLite, 4 runners): SQLite statements and
+commits (4 commits per run), the HTTP request and response on both sides (Fastify and the bench's
+undici client, about 15 %), the audit chain (canonical JSON, a zod re-check of each event and
+SHA-256 in JavaScript, about 10 % with the mirror's shape check), zod on requests and wire frames,
+WebSocket writes and GC; nothing else above 5 %.
 
-What changed in this round (2026-12-06), each measured in the same bench:
+What changed in this round (2026-12-06), each measured against the previous state in the same
+bench on the same machine:
 
 | change | effect |
 |---|---|
-| hub: a runner's frames about different runs handled concurrently (one run's frames stay ordered) | a run's five or so group-committed writes no longer wait behind the previous run's fsyncs: 1 runner went from about 60 to 160 runs/s under the same load |
-| runner outbox: one group-committed journal instead of a folder per request | runner CPU per run 3.1 ms → 1.3 ms |
+| hub: a runner's frames about different runs handled concurrently (one run's frames stay ordered) | a run's group-committed writes no longer wait behind the previous run's fsyncs: 1 runner from about 60 to 160 runs/s under the same load |
+| runner outbox: one group-committed journal instead of a folder per request | runner CPU per run 3.1 → 1.3 ms |
 | bench: runners in their own process; completion counted instead of an IN-list over every id every 10 ms | the old poll itself blocked the event loop up to 200 ms per query |
-| WAL fsync through one held descriptor; status rows read only for live listeners | smaller shares of server CPU |
+| one transaction for request + its audit events (stored \`dispatched\` when the runner is here), one for finalise + mirror + \`run.result\` | 4 commits per run instead of about 8; finalise and audit are atomic |
+| hot queries compiled once per database (\`db/hot-queries.ts\`); SQLite audit insert checks the head it expects instead of reading it first | server CPU per run 4.25 → 3.06 ms (alternating runs); SQLite 250 → 310–350 runs/s |
+| WAL fsync through one held descriptor; status rows read only for live listeners | smaller shares |
 
 Earlier numbers in this file (4–26 runs/s) were measured with everything in one process, the
 per-id poll, and a load average of 12–30 from other work.
 
-Next steps, by size: fewer commits per run (finalise the run, mirror the runner event and append the
-audit event in one transaction — also closes the window the \`server_after_finalise_before_audit\`
-kill point covers), compiled-query reuse on the hot path instead of building each Kysely query anew,
-and the audit chain head kept in memory on SQLite (one writer). Even all of them together would not
-halve the server's CPU per run; 500 runs/s on this machine needs the server's work spread over both
-cores (HTTP parsing, validation and hashing in worker threads feeding one SQLite writer) while the
+Left, by size: the audit chain in core (skip the zod re-check of events core itself builds; a
+native SHA-256 where one exists, keeping the pure one for the browser), the mirror's shape check,
+and the remaining per-request Kysely builds (pack trust). Together they are worth perhaps 10–15 %
+of the server's CPU: 500 runs/s on this machine needs the server's work spread over both cores
+(HTTP parsing, validation and hashing in worker threads feeding one SQLite writer) while the
 runner and its actions share them too — a redesign of the server process, not a tuning step.
 `;
 
