@@ -19,6 +19,8 @@ const NEEDED = [
   ['/usr/bin/top', 'procps'],
   ['/usr/bin/qemu-system-x86_64', 'qemu-system-x86'],
   ['/usr/bin/mksquashfs', 'squashfs-tools'],
+  // The initramfs writer's test reads its archive back with cpio(1).
+  ['/usr/bin/cpio', 'cpio'],
   ['/usr/bin/musl-gcc', 'musl-tools'],
   ['/usr/bin/lz4', 'lz4'],
   ['/usr/bin/clang', 'clang'],
