@@ -6,7 +6,7 @@
 // appended and fsync'd on the runner, the result recorded and audited on the server.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,12 +18,12 @@ import {
   loadCatalog,
   SecurityLog,
   spawnBackend,
-  spawnHelper,
 } from '../packages/runner/dist/index.js';
 import { createServer, serverConfig } from '../packages/server/dist/index.js';
 import { activeHub } from '../packages/server/dist/runners/routes.js';
 import { mintTestKey, ownerId } from '../packages/server/dist/testing/index.js';
 import { startPgCluster } from '../scripts/pg-cluster.mjs';
+import { helperCpuMs } from './helper-cpu.mjs';
 
 const here = resolve(fileURLToPath(import.meta.url), '..');
 const showcase = join(here, '..', 'packs', 'showcase');
@@ -126,20 +126,6 @@ async function firstOutputLatency(ctx, n) {
     }
   }
   return times;
-}
-
-const TICKS = 100; // USER_HZ on Linux
-
-/** CPU ms of the spawn helper and every action it reaped (utime+stime+cutime+cstime). */
-function helperCpuMs() {
-  const pid = spawnHelper()?.pid;
-  if (pid === undefined) return 0;
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1000) / TICKS;
-  } catch {
-    return 0;
-  }
 }
 
 /** Where this process's CPU goes, by component, from a V8 CPU profile (self time). */

@@ -3,9 +3,9 @@
 //   { "url": "...", "packDir": "...", "concurrency": 8, "runners": [{ "name", "token", "logPath" }] }
 // Prints `ready` once every runner is connected. Each line `cpu` on stdin is answered with one
 // JSON line: this process's CPU ms and the spawn helper's (its own + its reaped actions').
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { defaultRunnerConfig, spawnHelper, startRunner } from '../packages/runner/dist/index.js';
+import { defaultRunnerConfig, startRunner } from '../packages/runner/dist/index.js';
+import { helperCpuMs } from './helper-cpu.mjs';
 
 const spec = JSON.parse(process.argv[2]);
 const runners = spec.runners.map((r) =>
@@ -31,17 +31,6 @@ while (runners.some((r) => !r.client.connected)) {
 }
 process.stdout.write('ready\n');
 
-const TICKS = 100; // USER_HZ on Linux
-function helperCpuMs() {
-  const pid = spawnHelper()?.pid;
-  if (pid === undefined) return 0;
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1000) / TICKS;
-  } catch {
-    return 0;
-  }
-}
 createInterface({ input: process.stdin }).on('line', (line) => {
   if (line.trim() !== 'cpu') return;
   const c = process.cpuUsage();

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { normalizeEgressHost } from '@airlock/core';
 
 /**
  * The egress allowlist of one sandbox: `host:port` entries, where host is an
@@ -15,12 +16,7 @@ export interface AllowEntry {
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
 /** Normalise a host name from a request or a policy: lower case, no trailing dot, no brackets. */
-export function normalizeHost(host: string): string {
-  let h = host.trim().toLowerCase();
-  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
-  if (h.endsWith('.')) h = h.slice(0, -1);
-  return h;
-}
+export const normalizeHost: (host: string) => string = normalizeEgressHost;
 
 /** Why a host pattern is invalid, or undefined. `*.` is allowed only as the whole first label. */
 export function hostPatternProblem(pattern: string): string | undefined {
