@@ -14,6 +14,7 @@ import { oauth } from './migrations/0500-oauth.js';
 import { sandboxes } from './migrations/0600-sandboxes.js';
 import { approvers } from './migrations/0700-approvers.js';
 import { cluster } from './migrations/0900-cluster.js';
+import { sandboxEgress } from './migrations/1000-sandbox-egress.js';
 import type { Database } from './schema.js';
 import { cachingDatabase, GroupCommitSqliteDialect } from './sqlite-group-commit.js';
 
@@ -38,6 +39,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     '0600-sandboxes': sandboxes,
     '0700-approvers': approvers,
     '0900-cluster': cluster,
+    '1000-sandbox-egress': sandboxEgress,
   };
 }
 

@@ -50,6 +50,33 @@ export const createBody = z.strictObject({
   labels: z.record(z.string().max(64), z.string().max(128)).optional().describe('only hosts with these labels'),
 });
 
+/** A sandbox as the API answers it (documentation of `sandboxView`, for the OpenAPI document). */
+export const sandboxViewSchema = z.object({
+  id: z.string(),
+  state: z.enum(['creating', 'running', 'destroyed', 'failed', 'lost']),
+  language_pack: z.string(),
+  image_hash: z.string(),
+  host: z.object({ id: z.string(), name: z.string().optional() }),
+  owner_user_id: z.string(),
+  created_by: z.object({ type: z.string(), id: z.string(), name: z.string().optional() }),
+  limits: z.object({ memory_mb: z.int(), vcpus: z.int(), lifetime_s: z.int() }),
+  created_at: z.string(),
+  expires_at: z.string(),
+  ended_at: z.string().nullable(),
+  end_reason: z.string().nullable(),
+  exec_count: z.int(),
+  cpu_seconds: z.number(),
+  egress: z
+    .object({
+      allow: z.array(z.string()),
+      secrets: z.array(z.object({ name: z.string(), hosts: z.array(z.string()) })),
+    })
+    .nullable()
+    .describe(
+      'its egress: the allowlist, secret NAMES and bound hosts (never values); null: no network (or created before this field, see GET /sandboxes/:id/egress)',
+    ),
+});
+
 /** Request body of `POST /api/v1/sandboxes/:id/exec`. */
 export const execBody = z
   .strictObject({
@@ -99,6 +126,7 @@ export async function registerSandboxModule(ctx: ServerContext): Promise<ModuleH
     auth: { permission: 'runs:write' },
     body: createBody,
     status: 201,
+    response: sandboxViewSchema,
     handler: async ({ principal, body }) => svc.create(principal!, body),
   });
 
@@ -109,6 +137,7 @@ export async function registerSandboxModule(ctx: ServerContext): Promise<ModuleH
     tag: 'sandboxes',
     auth: { permission: 'runs:read' },
     query: z.strictObject({ state: z.enum(['creating', 'running', 'destroyed', 'failed', 'lost']).optional() }),
+    response: z.object({ sandboxes: z.array(sandboxViewSchema) }),
     handler: async ({ principal, query }) => ({ sandboxes: await svc.list(principal!, query.state) }),
   });
 
@@ -141,6 +170,7 @@ export async function registerSandboxModule(ctx: ServerContext): Promise<ModuleH
     tag: 'sandboxes',
     auth: { permission: 'runs:read' },
     params: idParams,
+    response: sandboxViewSchema,
     handler: async ({ principal, params }) => svc.get(principal!, params.id),
   });
 
@@ -245,6 +275,7 @@ export async function registerSandboxModule(ctx: ServerContext): Promise<ModuleH
     tag: 'sandboxes',
     auth: { permission: 'runs:write' },
     params: idParams,
+    response: sandboxViewSchema,
     handler: async ({ principal, params }) => svc.destroy(principal!, params.id),
   });
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   createRedactor,
+  egressEntryCovers,
   MAX_SANDBOX_OUTPUT_BYTES,
   type SandboxEgressMessage,
   type SandboxEgressSpec,
@@ -54,6 +55,8 @@ export function sandboxView(row: SandboxesTable, hostName?: string) {
     end_reason: row.end_reason,
     exec_count: Number(row.exec_count),
     cpu_seconds: Math.round(Number(row.cpu_ms) / 100) / 10,
+    // Names and bound hosts only: the column never holds a secret value.
+    egress: row.egress === null ? null : (JSON.parse(row.egress) as EgressSummary),
   };
 }
 
@@ -96,7 +99,13 @@ export interface ExecOutcome {
 }
 
 /** What may be recorded and shown of a sandbox's egress: the allowlist, secret NAMES and bound hosts, never values. */
-export function egressSummary(e: SandboxEgressSpec | undefined) {
+export interface EgressSummary {
+  readonly allow: string[];
+  readonly secrets: { readonly name: string; readonly hosts: string[] }[];
+}
+
+/** The egress summary of an ask (null: no egress); what the `sandboxes.egress` column and audit events hold. */
+export function egressSummary(e: SandboxEgressSpec | undefined): EgressSummary | null {
   if (e === undefined) return null;
   return {
     allow: [...e.allow],
@@ -106,6 +115,9 @@ export function egressSummary(e: SandboxEgressSpec | undefined) {
 
 /** Why placement skipped a host that offers no egress (matched when explaining a refusal). */
 const NO_EGRESS = 'does not offer egress';
+
+/** How long a create waits for its host's answer. */
+const CREATE_TIMEOUT_MS = 5 * 60_000;
 
 /** Most egress events GET /sandboxes/:id/egress answers with. */
 const EGRESS_EVENTS_MAX = 1000;
@@ -304,13 +316,31 @@ export class SandboxService {
   // ---- lifecycle
 
   async create(p: Principal, ask: CreateSandboxRequest): Promise<SandboxView> {
-    const { decision } = await this.decide(p, ask);
+    const { decision, policy } = await this.decide(p, ask);
     if (decision.kind === 'deny') {
       await this.denied(p, ask, decision.rule, decision.code, decision.message);
+      // Egress refusals also name the field (like a 400), so a form can put them on its input:
+      // each allowlist entry outside the organisation's cap, or the egress ask as a whole.
+      const fields =
+        decision.rule === 'sandbox:egress_allow' && ask.egress !== undefined
+          ? ask.egress.allow.flatMap((a, i) =>
+              policy.egress_allow.some((pat) => egressEntryCovers(pat, a))
+                ? []
+                : [
+                    {
+                      field: `body.egress.allow.${i}`,
+                      message: `not allowed in this organisation (allowed: ${policy.egress_allow.join(', ')})`,
+                    },
+                  ],
+            )
+          : decision.rule === 'sandbox:egress'
+            ? [{ field: 'body.egress', message: decision.message }]
+            : undefined;
       throw new ApiError(
         decision.code === 'quota_exceeded' ? 429 : 403,
         decision.code,
         `${decision.message} (rule: ${decision.rule})`,
+        fields,
       );
     }
     const { limits } = decision;
@@ -330,7 +360,8 @@ export class SandboxService {
       // Hosts exist where the caller may go, but none of them can give a sandbox egress.
       const message = `egress was requested, but no sandbox host you may use offers egress (${skipped.map((s) => `${s.host}: ${s.why}`).join('; ')}); hosts need a build with egress and no AIRLOCK_SANDBOX_EGRESS=off`;
       await this.denied(p, ask, 'placement:egress_unavailable', 'egress_unavailable', message);
-      throw new ApiError(409, 'egress_unavailable', message);
+      // The whole explanation on the field too: the form shows it by the allowlist it is about.
+      throw new ApiError(409, 'egress_unavailable', message, [{ field: 'body.egress', message }]);
     }
     if (chosen === undefined) {
       const untrusted = skipped.find((s) => s.why.startsWith('image_untrusted'));
@@ -379,6 +410,7 @@ export class SandboxService {
       end_reason: null,
       exec_count: 0,
       cpu_ms: 0,
+      egress: ask.egress === undefined ? null : JSON.stringify(egressSummary(ask.egress)),
     };
     await this.db.insertInto('sandboxes').values(row).execute();
     host.inflight++;
@@ -397,7 +429,7 @@ export class SandboxService {
           ...(ask.env === undefined ? {} : { env: ask.env }),
           ...(ask.egress === undefined ? {} : { egress: ask.egress }),
         },
-        5 * 60_000,
+        CREATE_TIMEOUT_MS,
       );
     } catch (e) {
       await this.endCreate(p, row, host, e instanceof ApiError ? e.apiCode : 'internal', (e as Error).message);
@@ -767,22 +799,36 @@ export class SandboxService {
   /** A sandbox's egress as the control plane knows it: its allowlist, secret names, and the audited events. */
   async egress(p: Principal, id: string, limit = EGRESS_EVENTS_MAX) {
     const row = await this.load(p, id);
-    const created = await this.ctx.db.kysely
-      .selectFrom('audit_events')
-      .select('body')
-      .where('org_id', '=', row.org_id)
-      .where('kind', '=', 'sandbox.created')
-      .where('id', '=', row.id)
-      .executeTakeFirst();
-    const summary = created
-      ? ((JSON.parse(created.body) as { data?: { egress?: ReturnType<typeof egressSummary> } }).data?.egress ?? null)
-      : null;
+    let summary: EgressSummary | null = null;
+    if (row.egress !== null) summary = JSON.parse(row.egress) as EgressSummary;
+    else {
+      // Null: no egress, or a row from before the column (migration 1000). For those, the
+      // summary the `sandbox.created` audit event recorded. That event follows the row's insert
+      // by at most the create timeout, so the search is a range of the (org_id, time) index.
+      const until = new Date(Date.parse(row.created_at) + CREATE_TIMEOUT_MS + 60_000).toISOString();
+      const created = await this.ctx.db.kysely
+        .selectFrom('audit_events')
+        .select('body')
+        .where('org_id', '=', row.org_id)
+        .where('time', '>=', row.created_at)
+        .where('time', '<=', until)
+        .where('kind', '=', 'sandbox.created')
+        .where('id', '=', row.id)
+        .executeTakeFirst();
+      summary = created
+        ? ((JSON.parse(created.body) as { data?: { egress?: EgressSummary | null } }).data?.egress ?? null)
+        : null;
+    }
     // The id is validated (sbx_[a-z0-9]+), and bound as a parameter anyway.
     const needle = `"sandbox":"${row.id}"`;
     const rows = await this.ctx.db.kysely
       .selectFrom('audit_events')
       .select(['seq', 'body', 'hash'])
       .where('org_id', '=', row.org_id)
+      // No event of this sandbox precedes its creation: a range of the (org_id, time) index
+      // instead of the organisation's whole history (5 minutes of slack for clock skew between
+      // instances). The events keep a random audit `id`, so the body match stays.
+      .where('time', '>=', new Date(Date.parse(row.created_at) - 5 * 60_000).toISOString())
       .where('kind', '=', 'sandbox.egress')
       .where('runner', '=', row.host_id)
       .where(

@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import { testDatabases } from '../testing/databases.js';
 import { apiClient, mintTestKey, ownerId } from '../testing/keys.js';
 import { startTestServer, type TestServer } from '../testing/server.js';
+import type { SandboxTables } from './tables.js';
 
 type Api = ReturnType<typeof apiClient>;
 const H = (c: string) => `sha256:${c.repeat(64)}`;
@@ -461,6 +462,9 @@ for (const { name, create } of testDatabases()) {
       const off = await alice('POST', '/api/v1/sandboxes', egressAsk);
       assert.equal(off.status, 403, JSON.stringify(off.body));
       assert.match(off.body.error.message, /network egress is not allowed.*\(rule: sandbox:egress\)/);
+      assert.deepEqual(off.body.error.fields, [
+        { field: 'body.egress', message: 'network egress is not allowed for sandboxes in this organisation' },
+      ]);
       const policy = (await admin('GET', '/api/v1/policy/sandboxes')).body;
       assert.deepEqual(policy.egress_allow, []);
       const bad = await admin('PUT', '/api/v1/policy/sandboxes', { ...policy, egress_allow: ['no-port.example'] });
@@ -476,6 +480,10 @@ for (const { name, create } of testDatabases()) {
       assert.equal(capped.status, 403, JSON.stringify(capped.body));
       assert.match(capped.body.error.message, /egress to plain\.far\.example:80 is not allowed in this organisation/);
       assert.match(capped.body.error.message, /rule: sandbox:egress_allow/);
+      // The field names the entry outside the cap (index 1), like a 400 names a bad one.
+      assert.deepEqual(capped.body.error.fields, [
+        { field: 'body.egress.allow.1', message: 'not allowed in this organisation (allowed: *.far.example:443)' },
+      ]);
       const explain = await admin(
         'GET',
         `/api/v1/policy/sandboxes/explain?user=${aliceId}&egress_allow=${encodeURIComponent('api.far.example:443,plain.far.example:80')}`,
@@ -511,6 +519,7 @@ for (const { name, create } of testDatabases()) {
       assert.equal(none.status, 409, JSON.stringify(none.body));
       assert.equal(none.body.error.code, 'egress_unavailable');
       assert.match(none.body.error.message, /plain-1: does not offer egress/);
+      assert.deepEqual(none.body.error.fields, [{ field: 'body.egress', message: none.body.error.message }]);
       const eg = await newHost('egress-1', true);
       // More free slots on the plain host: capacity alone would pick it.
       const plain = hosts[0]!;
@@ -519,12 +528,39 @@ for (const { name, create } of testDatabases()) {
       const ok = await alice('POST', '/api/v1/sandboxes', egressAsk);
       assert.equal(ok.status, 201, JSON.stringify(ok.body));
       assert.equal(ok.body.host.name, 'egress-1');
+      // The view says it has egress: names and bound hosts, never the value; so do list and detail.
+      const summary = { allow: egressAsk.egress.allow, secrets: [{ name: 'API_TOKEN', hosts: ['api.far.example'] }] };
+      assert.deepEqual(ok.body.egress, summary);
+      assert.deepEqual((await alice('GET', `/api/v1/sandboxes/${ok.body.id}`)).body.egress, summary);
+      const listed = (await alice('GET', '/api/v1/sandboxes')).body.sandboxes.find(
+        (x: { id: string }) => x.id === ok.body.id,
+      );
+      assert.deepEqual(listed.egress, summary);
+      // Documented in the OpenAPI document (from the zod schema): nullable, names and hosts only.
+      const doc = (await admin('GET', '/api/v1/openapi.json')).body;
+      const schema = doc.paths['/api/v1/sandboxes/{id}'].get.responses['200'].content['application/json'].schema;
+      assert.ok(schema.properties.egress, JSON.stringify(schema));
+      assert.match(JSON.stringify(schema.properties.egress), /"secrets"/);
+      assert.ok(!JSON.stringify(schema.properties.egress).includes('"value"'), 'no value in the documented view');
+      const stored = await srv.server.ctx.db.kysely
+        .withTables<SandboxTables>()
+        .selectFrom('sandboxes')
+        .select('egress')
+        .where('id', '=', ok.body.id)
+        .executeTakeFirstOrThrow();
+      assert.deepEqual(JSON.parse(stored.egress!), summary, 'the column holds the summary');
+      assert.ok(!stored.egress!.includes(SECRET));
       const sent = eg.seen.find((m) => m.type === 'sandbox_create');
       assert.ok(sent && sent.type === 'sandbox_create');
       assert.deepEqual(sent.egress, egressAsk.egress, 'the host gets the allowlist and the secret value');
       // Without egress the plain host is still used.
       const plainSb = await alice('POST', '/api/v1/sandboxes', { language_pack: 'python' });
       assert.equal(plainSb.body.host.name, 'plain-1');
+      assert.equal(plainSb.body.egress, null, 'no egress: null');
+      assert.equal((await alice('GET', `/api/v1/sandboxes/${plainSb.body.id}`)).body.egress, null);
+      const noEgress = await alice('GET', `/api/v1/sandboxes/${plainSb.body.id}/egress`);
+      assert.equal(noEgress.status, 200, JSON.stringify(noEgress.body));
+      assert.deepEqual([noEgress.body.enabled, noEgress.body.allow, noEgress.body.secrets], [false, [], []]);
       assert.equal(plain.seen.filter((m) => m.type === 'sandbox_create' && m.egress !== undefined).length, 0);
       await alice('DELETE', `/api/v1/sandboxes/${plainSb.body.id}`);
     });
@@ -619,6 +655,23 @@ for (const { name, create } of testDatabases()) {
         ['allowed api.far.example', 'refused evil.example'],
       );
       assert.equal((await bob('GET', `/api/v1/sandboxes/${sbx.id}/egress`)).status, 404);
+
+      // A row from before the column (migration 1000) has null there: the route falls back to
+      // the sandbox.created audit event and answers the same; the view says null (unknown).
+      const db0 = srv.server.ctx.db.kysely.withTables<SandboxTables>();
+      await db0.updateTable('sandboxes').set({ egress: null }).where('id', '=', sbx.id).execute();
+      const legacy = await alice('GET', `/api/v1/sandboxes/${sbx.id}/egress`);
+      assert.equal(legacy.status, 200, JSON.stringify(legacy.body));
+      assert.deepEqual(
+        [legacy.body.enabled, legacy.body.allow, legacy.body.secrets, legacy.body.events.length],
+        [true, view.body.allow, view.body.secrets, view.body.events.length],
+      );
+      assert.equal((await alice('GET', `/api/v1/sandboxes/${sbx.id}`)).body.egress, null);
+      await db0
+        .updateTable('sandboxes')
+        .set({ egress: JSON.stringify({ allow: view.body.allow, secrets: view.body.secrets }) })
+        .where('id', '=', sbx.id)
+        .execute();
 
       // The value is nowhere the control plane keeps or shows: API answers, audit, database rows.
       const answers = [

@@ -26,6 +26,11 @@ export type SandboxesTable = {
   end_reason: string | null;
   exec_count: number;
   cpu_ms: number;
+  /**
+   * Egress summary (migration 1000), JSON `{allow, secrets: [{name, hosts}]}`: secret NAMES
+   * and bound hosts, never values. Null: no egress, or a row created before the column.
+   */
+  egress: string | null;
 };
 
 export type SandboxExecsTable = {

@@ -223,8 +223,8 @@ describe('dashboard: sandboxes page (headless Chromium)', { timeout: 180_000 }, 
       [],
     );
 
-    // Create: a malformed entry (400) and a destination outside the policy (403) are shown at
-    // the allowlist, a secret bound to no allowed host at its own field.
+    // Create: a malformed entry (400) and a destination outside the policy (403, its structured
+    // field names the entry) are shown at the allowlist, a secret bound to no allowed host at its own field.
     await nav.getByRole('link', { name: 'Sandboxes' }).click();
     await page.getByRole('heading', { name: 'Sandboxes', level: 1 }).waitFor();
     await page.getByRole('button', { name: 'Add a secret' }).click();
@@ -242,7 +242,7 @@ describe('dashboard: sandboxes page (headless Chromium)', { timeout: 180_000 }, 
     await page.getByRole('button', { name: 'Create sandbox' }).click();
     await page
       .locator('#sandbox-egress-allow-error')
-      .getByText('egress to other.example.net:443 is not allowed in this organisation')
+      .getByText('"other.example.net:443": not allowed in this organisation (allowed: api.example.com:443)')
       .waitFor();
     assert.equal(host!.creates.length, 1, 'refused creates never reach the host');
     // The typed value lives only in the input's property, never in the DOM's attributes.
@@ -260,6 +260,13 @@ describe('dashboard: sandboxes page (headless Chromium)', { timeout: 180_000 }, 
     await panel.getByTestId('egress-secrets').getByText('API_TOKEN').waitFor();
     assert.match((await panel.getByTestId('egress-secrets').textContent()) ?? '', /API_TOKEN for api\.example\.com/);
     await panel.getByText('No connection attempts yet.').waitFor();
+    // The list marks it (from the sandbox's `egress` field); the earlier sandbox has none.
+    const cells = page.getByTestId('sandbox-egress-cell');
+    await cells.getByText('1 host, 1 secret').waitFor();
+    assert.deepEqual(
+      (await cells.allTextContents()).map((t) => t.replace(/\s+/g, ' ').trim()),
+      ['egress 1 host, 1 secret', 'none'],
+    );
     // The form is reset: no secret row (and so no value) is left in it.
     assert.equal(await page.getByTestId('sandbox-secret').count(), 0);
 

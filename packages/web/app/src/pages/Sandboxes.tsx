@@ -31,6 +31,8 @@ interface Sandbox {
   end_reason: string | null;
   exec_count: number;
   cpu_seconds: number;
+  /** Its egress: allowlist, secret NAMES and bound hosts; null: none (absent on servers before the field). */
+  egress?: { allow: string[]; secrets: { name: string; hosts: string[] }[] } | null;
 }
 
 interface Host {
@@ -238,12 +240,8 @@ function CreateSandbox({
       setBusy(false);
     }
   }
-  // Policy and placement refusals about egress name a rule, not a field: they are about the allowlist.
-  const egressRefusal =
-    error !== undefined &&
-    ((error.status === 403 && /rule: sandbox:egress/.test(error.message)) || error.code === 'egress_unavailable')
-      ? error.message
-      : undefined;
+  // Policy and placement refusals about egress (403 sandbox:egress / egress_allow, 409
+  // egress_unavailable) name their field like a 400 does: `body.egress` or `body.egress.allow.<i>`.
   const allowList = lines(allow);
   const allowErr =
     [
@@ -251,9 +249,9 @@ function CreateSandbox({
         const entry = rest[0] === undefined ? undefined : allowList[Number(rest[0])];
         return entry === undefined ? undefined : `"${entry}"`;
       }),
-      // `egress` itself (e.g. an unknown field) has no input of its own: the allowlist stands for it.
+      // `egress` itself (an unknown field, egress not allowed, no host offering it) has no input
+      // of its own: the allowlist stands for it.
       error?.fields.find((f) => f.field === 'body.egress')?.message,
-      egressRefusal,
     ]
       .filter((m) => m !== undefined)
       .join('; ') || undefined;
@@ -269,9 +267,7 @@ function CreateSandbox({
       return h === undefined ? undefined : `"${h}"`;
     });
   };
-  const claimed =
-    egressRefusal !== undefined ||
-    (error?.fields.some((f) => f.field === 'body.egress' || f.field.startsWith('body.egress.')) ?? false);
+  const claimed = error?.fields.some((f) => f.field === 'body.egress' || f.field.startsWith('body.egress.')) ?? false;
   return (
     <form className="panel" onSubmit={(e) => void submit(e)} noValidate aria-labelledby="new-sandbox-h">
       <h2 id="new-sandbox-h">New sandbox</h2>
@@ -579,6 +575,7 @@ export function SandboxesPage() {
                 <th scope="col">State</th>
                 <th scope="col">Pack</th>
                 <th scope="col">Host</th>
+                <th scope="col">Egress</th>
                 <th scope="col">Created by</th>
                 <th scope="col">Expires</th>
                 <th scope="col">Execs</th>
@@ -600,6 +597,21 @@ export function SandboxesPage() {
                     {x.language_pack} <span className="muted">{shortHash(x.image_hash)}</span>
                   </td>
                   <td>{x.host.name ?? x.host.id}</td>
+                  <td data-testid="sandbox-egress-cell">
+                    {x.egress ? (
+                      <span title={`may reach ${x.egress.allow.join(', ') || 'nothing yet'}`}>
+                        {/* Warn tone: this sandbox has a network, unlike the default. */}
+                        <span className="badge tone-warn">egress</span>{' '}
+                        <span className="muted">
+                          {x.egress.allow.length} host{x.egress.allow.length === 1 ? '' : 's'}
+                          {x.egress.secrets.length > 0 &&
+                            `, ${x.egress.secrets.length} secret${x.egress.secrets.length === 1 ? '' : 's'}`}
+                        </span>
+                      </span>
+                    ) : (
+                      <span className="muted">{x.egress === null ? 'none' : '—'}</span>
+                    )}
+                  </td>
                   <td>{x.created_by.name ?? x.created_by.id}</td>
                   <td>
                     {LIVE.includes(x.state) ? (
