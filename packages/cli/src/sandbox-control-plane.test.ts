@@ -579,7 +579,14 @@ for (const { name, create } of testDatabases()) {
         arguments: { language_pack: 'python', egress: { allow: ['ok.test:80'] } },
       })) as ToolResult;
       assert.equal(outside.isError, true);
-      assert.match(outside.content[0]!.text!, /egress to ok\.test:80 is not allowed in this organisation/);
+      // The text names the field at fault (like a 400), the structured error the entry itself.
+      assert.match(outside.content[0]!.text!, /egress\.allow\.0: not allowed in this organisation/);
+      const refusal = outside.structuredContent!['error'] as { message: string; fields: { field: string }[] };
+      assert.match(refusal.message, /egress to ok\.test:80 is not allowed in this organisation/);
+      assert.deepEqual(
+        refusal.fields.map((f) => f.field),
+        ['egress.allow.0'],
+      );
 
       const created = (await agent.callTool(
         { name: 'sandbox_create', arguments: { language_pack: 'python', memory_mb: 192, lifetime_s: 900, egress } },

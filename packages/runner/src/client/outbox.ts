@@ -116,7 +116,8 @@ export class Outbox {
    */
   appendOutput(id: string, output: Record<string, unknown>): void {
     const e = this.live.get(id);
-    if (e === undefined) return;
+    // Once full, a request's lines are not even measured: a flood makes no garbage here.
+    if (e === undefined || e.outputBytes >= OUTBOX_OUTPUT_MAX) return;
     const size = JSON.stringify(output).length + 1;
     if (e.outputBytes + size > OUTBOX_OUTPUT_MAX) return;
     this.apply({ op: 'output', id, output });
