@@ -226,8 +226,10 @@ limits: { timeout_s: 120, timeout_s_max: 120, output_bytes: 67108864, output_byt
     const done = await rig.final(id, 60_000);
     assert.equal(done.status, 'success');
     const grew = peak - before.hwm;
-    // Unbounded buffering would hold the whole 48 MiB (twice: string and frame) in memory.
-    assert.ok(grew < 40 * 1024 * 1024, `runner peak memory grew by ${(grew / 1048576).toFixed(1)} MiB`);
+    // Unbounded buffering would hold the whole 48 MiB twice (string and frame): 96 MiB and more.
+    // Short-lived garbage alone (each line is a string, a frame and its JSON) moves the peak by
+    // 20-50 MiB with GC timing, so the bound sits between the two.
+    assert.ok(grew < 64 * 1024 * 1024, `runner peak memory grew by ${(grew / 1048576).toFixed(1)} MiB`);
     const lines = (await rig.api('GET', `/api/v1/runs/${id}/output?limit=10000`)).body.lines.length;
     t.diagnostic(
       `runner peak RSS grew ${(grew / 1048576).toFixed(1)} MiB for 48 MiB of output; ${lines} lines stored live`,
