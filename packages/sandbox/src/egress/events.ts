@@ -1,29 +1,14 @@
+import type { SandboxEgressEvent } from '@airlock/core';
+
 /**
  * The record of every egress attempt of one sandbox: allowed or refused, with
  * what the name resolved to and how many bytes went each way. Kept per sandbox
  * (bounded), served by `GET /sandboxes/{id}/egress`, and handed to listeners
  * (the control-plane link forwards them to the audit trail).
  */
-export interface EgressEvent {
-  /** ISO time the attempt started. */
-  readonly time: string;
+export interface EgressEvent extends SandboxEgressEvent {
+  /** The daemon's id of the sandbox (the wire form leaves it out: the frame names the sandbox). */
   readonly sandbox: string;
-  /** `CONNECT` (a tunnel, or intercepted when a secret is bound) or the HTTP method of a plain request. */
-  readonly method: string;
-  readonly host: string;
-  readonly port: number;
-  /** Every address the name resolved to (empty when refused before resolving). */
-  readonly addresses: readonly string[];
-  readonly decision: 'allowed' | 'refused';
-  /** Why refused, or what went wrong after an allowed decision; `ok` for a clean allowed connection. */
-  readonly reason: string;
-  /** The CONNECT was terminated with the sandbox's CA to swap in a bound secret. */
-  readonly intercepted: boolean;
-  /** Secrets (by name) swapped in on this connection. */
-  readonly secrets_used: readonly string[];
-  readonly bytes_up: number;
-  readonly bytes_down: number;
-  readonly duration_ms: number;
 }
 
 /** Events kept per sandbox; older ones are dropped (and counted). */

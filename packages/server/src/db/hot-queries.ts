@@ -249,24 +249,24 @@ export const auditHead = new HotQuery<Record<string, never>, { seq: number; hash
   db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1),
 );
 
+const AUDIT_COLUMNS = allColumns<AuditEventsTable>()(
+  'seq',
+  'org_id',
+  'id',
+  'time',
+  'kind',
+  'actor',
+  'runner',
+  'action',
+  'status',
+  'body',
+  'prev',
+  'hash',
+);
+
 /** Append one server audit event. */
-export const insertAuditEvent = new HotQuery<AuditEventsTable, never>(
-  'insertAuditEvent',
-  allColumns<AuditEventsTable>()(
-    'seq',
-    'org_id',
-    'id',
-    'time',
-    'kind',
-    'actor',
-    'runner',
-    'action',
-    'status',
-    'body',
-    'prev',
-    'hash',
-  ),
-  (db, p) => db.insertInto('audit_events').values(p),
+export const insertAuditEvent = new HotQuery<AuditEventsTable, never>('insertAuditEvent', AUDIT_COLUMNS, (db, p) =>
+  db.insertInto('audit_events').values(p),
 );
 
 /**
@@ -275,21 +275,7 @@ export const insertAuditEvent = new HotQuery<AuditEventsTable, never>(
  */
 export const insertAuditEventAfter = new HotQuery<AuditEventsTable & { head_hash: string }, never>(
   'insertAuditEventAfter',
-  allColumns<AuditEventsTable & { head_hash: string }>()(
-    'seq',
-    'org_id',
-    'id',
-    'time',
-    'kind',
-    'actor',
-    'runner',
-    'action',
-    'status',
-    'body',
-    'prev',
-    'hash',
-    'head_hash',
-  ),
+  [...AUDIT_COLUMNS, 'head_hash'],
   (_db, p) =>
     sql<never>`insert into audit_events (seq, org_id, id, time, kind, actor, runner, action, status, body, prev, hash)
       select ${p.seq}, ${p.org_id}, ${p.id}, ${p.time}, ${p.kind}, ${p.actor}, ${p.runner}, ${p.action}, ${p.status}, ${p.body}, ${p.prev}, ${p.hash}
