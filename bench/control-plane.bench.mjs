@@ -6,7 +6,7 @@
 // appended and fsync'd on the runner, the result recorded and audited on the server.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -51,6 +51,7 @@ async function withServer(database, nRunners, fn) {
     return { status: r.status, body: await r.json() };
   };
   let child;
+  let client;
   try {
     const regs = [];
     for (let i = 0; i < nRunners; i++) {
@@ -60,7 +61,14 @@ async function withServer(database, nRunners, fn) {
     }
     child = spawn(
       process.execPath,
-      [join(here, 'cp-runners.mjs'), JSON.stringify({ url, packDir: showcase, concurrency: 8, runners: regs })],
+      [
+        // AIRLOCK_BENCH_RUNNER_PROFILE=DIR writes the runners' process CPU profile there.
+        ...(process.env.AIRLOCK_BENCH_RUNNER_PROFILE
+          ? ['--cpu-prof', '--cpu-prof-dir', process.env.AIRLOCK_BENCH_RUNNER_PROFILE]
+          : []),
+        join(here, 'cp-runners.mjs'),
+        JSON.stringify({ url, packDir: showcase, concurrency: 8, runners: regs }),
+      ],
       { stdio: ['pipe', 'pipe', 'inherit'] },
     );
     const waiters = [];
@@ -75,6 +83,21 @@ async function withServer(database, nRunners, fn) {
       child.stdin.write('cpu\n');
       return JSON.parse(await nextLine());
     };
+    client = spawn(process.execPath, [join(here, 'cp-client.mjs'), JSON.stringify({ url, key })], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const clientWaiters = [];
+    createInterface({ input: client.stdout }).on('line', (l) => clientWaiters.shift()?.(l));
+    const clientJob = (job) =>
+      new Promise((res, rej) => {
+        clientWaiters.push((l) => {
+          const r = JSON.parse(l);
+          if (r.error !== undefined) rej(new Error(r.error));
+          else res(r);
+        });
+        client.once('exit', (code) => rej(new Error(`the client process exited (${code})`)));
+        client.stdin.write(`${JSON.stringify(job)}\n`);
+      });
     for (;;) {
       const p = await db.kysely.selectFrom('packs').selectAll().execute();
       if (p.length > 0) {
@@ -83,9 +106,10 @@ async function withServer(database, nRunners, fn) {
       }
       await new Promise((r) => setTimeout(r, 20));
     }
-    return await fn({ url, post, db, runners: regs.map((r) => r.name), runnerCpu });
+    return await fn({ url, post, db, runners: regs.map((r) => r.name), runnerCpu, clientJob });
   } finally {
     child?.kill('SIGTERM');
+    client?.kill('SIGTERM');
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -137,7 +161,7 @@ function bucket(url, fn) {
   if (
     /fastify|undici|avvio|find-my-way|pino|light-my-request|node:internal\/deps\/undici|node:_http|node:http/.test(url)
   )
-    return 'HTTP (fastify + fetch client)';
+    return 'HTTP (fastify, node:http)';
   if (/\/ws\//.test(url)) return 'WebSocket (ws)';
   if (/zod/.test(url)) return 'zod';
   if (url.includes('child_process')) return 'child_process';
@@ -156,6 +180,8 @@ async function profileSplit(fn) {
   await fn();
   const { profile } = await session.post('Profiler.stop');
   session.disconnect();
+  // AIRLOCK_BENCH_PROFILE=FILE keeps the raw profile (open it in Chrome DevTools).
+  if (process.env.AIRLOCK_BENCH_PROFILE) writeFileSync(process.env.AIRLOCK_BENCH_PROFILE, JSON.stringify(profile));
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const split = new Map();
   let total = 0;
@@ -183,27 +209,18 @@ async function finishedRuns(db) {
 }
 
 async function throughput(ctx, total, concurrency) {
-  let next = 0;
   const before = await finishedRuns(ctx.db);
   const cpu0 = process.cpuUsage();
   const runner0 = await ctx.runnerCpu();
   const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) {
-        const i = next++;
-        const r = await ctx.post('/api/v1/runs', {
-          runner: ctx.runners[i % ctx.runners.length],
-          action: 'showcase.echo',
-          args: { message: `m${i}` },
-          reason: 'bench',
-        });
-        if (r.status !== 201) throw new Error(`dispatch failed: ${JSON.stringify(r.body)}`);
-      }
-    }),
-  );
+  const sent = ctx.clientJob({ total, concurrency, runners: ctx.runners });
+  let failed;
+  sent.catch((e) => {
+    failed = e;
+  });
   // A cheap count every 20 ms (not a query over every id: that would be the bench's own cost).
   for (;;) {
+    if (failed !== undefined) throw failed;
     const now = await finishedRuns(ctx.db);
     if (now.n - before.n >= total) {
       if (now.bad > before.bad) throw new Error(`${now.bad - before.bad} runs did not succeed`);
@@ -212,11 +229,13 @@ async function throughput(ctx, total, concurrency) {
     await new Promise((r) => setTimeout(r, 20));
   }
   const wall = performance.now() - t0;
+  const { cpuMs: clientCpuMs } = await sent;
   const cpu = process.cpuUsage(cpu0);
   const runner1 = await ctx.runnerCpu();
   return {
     rate: total / (wall / 1000),
     serverCpuMs: (cpu.user + cpu.system) / 1000 / total,
+    clientCpuMs: clientCpuMs / total,
     runnerCpuMs: (runner1.nodeMs - runner0.nodeMs) / total,
     actionCpuMs: (runner1.helperMs - runner0.helperMs) / total,
   };
@@ -351,13 +370,10 @@ export async function bench({ quick }) {
           const t = await throughput(ctx, total, 32);
           rows.push({ name: `${label}: runs/s end to end, ${n} runner(s)`, value: t.rate, unit: 'runs/s' });
           if (label === 'SQLite') {
-            const per = t.serverCpuMs + t.runnerCpuMs + t.actionCpuMs;
+            const per = t.serverCpuMs + t.clientCpuMs + t.runnerCpuMs + t.actionCpuMs;
             rows.push(
-              {
-                name: `SQLite ${n} runner(s): CPU per run, server + HTTP client process`,
-                value: t.serverCpuMs,
-                unit: 'ms',
-              },
+              { name: `SQLite ${n} runner(s): CPU per run, server process`, value: t.serverCpuMs, unit: 'ms' },
+              { name: `SQLite ${n} runner(s): CPU per run, HTTP client process`, value: t.clientCpuMs, unit: 'ms' },
               { name: `SQLite ${n} runner(s): CPU per run, runner process`, value: t.runnerCpuMs, unit: 'ms' },
               { name: `SQLite ${n} runner(s): CPU per run, spawn helper + action`, value: t.actionCpuMs, unit: 'ms' },
               {
@@ -391,9 +407,9 @@ export async function bench({ quick }) {
     rows,
     ratio,
     notes: [
-      `${total} showcase.echo runs per configuration after 40 warm-up runs, 32 HTTP requests in flight. The server and the HTTP client share the bench process; the runners run in one process of their own (bench/cp-runners.mjs), as on a real host, 8 actions at once each. Spawn path: ${spawnBackend()}.`,
+      `${total} showcase.echo runs per configuration after 40 warm-up runs, 32 HTTP requests in flight. The server runs in the bench process; the HTTP client (bench/cp-client.mjs: node:http, keep-alive) and the runners (bench/cp-runners.mjs, 8 actions at once each) run in processes of their own, as agents and hosts would. Spawn path: ${spawnBackend()}.`,
       "Every run is real: an HTTP request with an API key, policy decision, run row, audit events (server chain), a WebSocket dispatch, a process spawned on the runner, output streamed, the runner event appended and fsync'd, mirrored and verified on the server, result stored and acknowledged. SQLite writes are group-committed (one WAL fsync per batch; see docs/architecture.md).",
-      `CPU per run: process CPU (user + system) of the server process (with the HTTP client), of the runners' process, and of the spawn helper with its reaped actions (from /proc), each divided by runs. The ceiling assumes the ${cores} cores do nothing else; the server process is one event loop, so it alone cannot go past 1000 ms ÷ its CPU per run.`,
+      `CPU per run: process CPU (user + system) of the server process, of the HTTP client's process, of the runners' process, and of the spawn helper with its reaped actions (from /proc), each divided by runs. The ceiling assumes the ${cores} cores do nothing else; the server process is one event loop, so it alone cannot go past 1000 ms ÷ its CPU per run.`,
       `Where the server process's CPU goes (SQLite, 4 runners, sampled profile): ${split.map((x) => `${x.name} ${(x.share * 100).toFixed(0)}%`).join(', ')}.`,
       `Load average (1 min) at start ${load0.toFixed(1)}, at end ${load1.toFixed(1)} on ${cores} cores: other work on the machine slows every number here.`,
       'Target from the issue: 500 runs/s end to end with SQLite on this 2-core machine.',

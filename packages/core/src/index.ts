@@ -46,7 +46,16 @@ export {
   toAirlockError,
   WireError,
 } from './errors.js';
-export { isSha256Digest, type PackFile, packHash, packListing, sha256Digest, sha256Hex } from './hash/index.js';
+export {
+  isSha256Digest,
+  type PackFile,
+  packHash,
+  packListing,
+  type Sha256Hex,
+  sha256Digest,
+  sha256Hex,
+  useSha256,
+} from './hash/index.js';
 export {
   BUILTIN_LIMITS,
   type BuiltinLimit,

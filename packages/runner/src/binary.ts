@@ -9,11 +9,12 @@ export function findBinary(name: string, pathVar: string): string | undefined {
   const candidates = isAbsolute(name) ? [name] : name.includes('/') ? [] : pathVar.split(':').map((d) => join(d, name));
   for (const c of candidates) {
     try {
-      if (!statSync(c).isFile()) continue;
+      // No exception for a directory without it: most PATH entries miss, on every run.
+      if (statSync(c, { throwIfNoEntry: false })?.isFile() !== true) continue;
       accessSync(c, constants.X_OK);
       return c;
     } catch {
-      // not here; keep looking
+      // not usable here (not executable, a PATH entry that is not a directory); keep looking
     }
   }
   return undefined;

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import {
   closeSync,
   constants,
+  fstatSync,
   fsync,
   fsyncSync,
   ftruncateSync,
@@ -19,11 +21,19 @@ import {
   type AuditEventFields,
   appendEvent,
   parseJsonl,
+  useSha256,
   verifyChain,
 } from '@airlock/core';
 
+// Every event is hashed here (and every argument and output digest in the engine): node's
+// native SHA-256 in place of core's portable one.
+useSha256((data) => createHash('sha256').update(data).digest('hex'));
+
 /** How long to wait for another process holding the log lock before giving up. */
 const LOCK_TIMEOUT_MS = 10_000;
+/** Longest a busy writer keeps the lock before leaving it free for {@link LOCK_YIELD_MS}. */
+const MAX_HOLD_MS = 50;
+const LOCK_YIELD_MS = 10;
 const TAIL_WINDOW = 256 * 1024;
 
 interface Head {
@@ -69,6 +79,14 @@ export class SecurityLog {
     });
   }
 
+  /**
+   * The lock file and an open descriptor of the log, kept from the first batch of a busy
+   * stretch until the queue drains (or {@link MAX_HOLD_MS} passes): taking the lock is a file
+   * create and delete, which on a journalling filesystem waits behind the previous batch's
+   * fsync, and cost more than the rest of a batch.
+   */
+  private hold: { readonly fd: number; readonly since: number } | undefined;
+
   private flush(): void {
     const batch = this.queue;
     this.queue = [];
@@ -80,44 +98,82 @@ export class SecurityLog {
     let events: AuditEvent[];
     let fd: number;
     try {
-      ({ events, fd } = this.withLock(() => {
-        const fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND, 0o600);
-        try {
-          const size = statSync(this.path).size;
-          if (size !== this.knownSize) this.head = this.readHead(fd, size);
-          const events: AuditEvent[] = [];
-          let head = this.head;
-          for (const q of batch) {
-            const e = appendEvent(head, q.fields);
-            events.push(e);
-            head = { seq: e.seq, hash: e.hash };
-          }
-          const text = events.map((e) => `${JSON.stringify(e)}\n`).join('');
-          writeSync(fd, text);
-          this.head = head;
-          this.knownSize = size + Buffer.byteLength(text);
-          return { events, fd };
-        } catch (e) {
-          closeSync(fd);
-          throw e;
-        }
-      }));
+      fd = this.take();
+      const size = fstatSync(fd).size;
+      if (size !== this.knownSize) this.head = this.readHead(fd, size);
+      events = [];
+      let head = this.head;
+      for (const q of batch) {
+        const e = appendEvent(head, q.fields);
+        events.push(e);
+        head = { seq: e.seq, hash: e.hash };
+      }
+      const text = events.map((e) => `${JSON.stringify(e)}\n`).join('');
+      writeSync(fd, text);
+      this.head = head;
+      this.knownSize = size + Buffer.byteLength(text);
     } catch (e) {
+      this.release();
       for (const q of batch) q.reject(e);
       this.flush();
       return;
     }
-    // The lock is released before the fsync: a later writer chains after these events, and
-    // its own fsync (same file) covers them too. Nobody hears of them before this fsync.
+    // Nobody hears of these events before this fsync. The lock stays held while more are
+    // queued, so the next batch chains on without taking it again.
     fsync(fd, (err) => {
-      closeSync(fd);
       if (err) for (const q of batch) q.reject(err);
       else
         batch.forEach((q, i) => {
           q.resolve(events[i]!);
         });
-      this.flush();
+      const held = this.hold !== undefined && Date.now() - this.hold.since;
+      if (this.queue.length === 0 || held === false || held > MAX_HOLD_MS) this.release();
+      // After a long hold, leave the lock free for a moment: another writer may be waiting.
+      if (this.queue.length > 0 && held !== false && held > MAX_HOLD_MS) setTimeout(() => this.flush(), LOCK_YIELD_MS);
+      else this.flush();
     });
+  }
+
+  /** The held descriptor, taking the lock and opening the log first when not held. */
+  private take(): number {
+    const lock = `${this.path}.lock`;
+    if (this.hold !== undefined && (this.ownsLock || heldLocks.has(lock))) return this.hold.fd;
+    // A descriptor borrowed under another SecurityLog's lock that has since been given back.
+    this.release();
+    // Held by another SecurityLog of this process: appends are synchronous sections of one
+    // thread, so they cannot interleave with its own; only the descriptor is this one's.
+    if (!heldLocks.has(lock)) {
+      this.acquire(lock);
+      this.ownsLock = true;
+    }
+    try {
+      const fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND, 0o600);
+      this.hold = { fd, since: Date.now() };
+      return fd;
+    } catch (e) {
+      if (this.ownsLock) {
+        this.ownsLock = false;
+        heldLocks.delete(lock);
+        rmQuiet(lock);
+      }
+      throw e;
+    }
+  }
+
+  private ownsLock = false;
+
+  /** Close the held descriptor and give the lock back. */
+  private release(): void {
+    const h = this.hold;
+    if (h === undefined) return;
+    this.hold = undefined;
+    closeSync(h.fd);
+    if (this.ownsLock) {
+      this.ownsLock = false;
+      const lock = `${this.path}.lock`;
+      heldLocks.delete(lock);
+      rmQuiet(lock);
+    }
   }
 
   constructor(path: string) {
@@ -202,13 +258,27 @@ export class SecurityLog {
 
   private withLock<T>(fn: () => T): T {
     const lock = `${this.path}.lock`;
+    // Held by this process (a batch in flight): this thread is the only writer already.
+    if (heldLocks.has(lock)) return fn();
+    this.acquire(lock);
+    try {
+      return fn();
+    } finally {
+      heldLocks.delete(lock);
+      rmQuiet(lock);
+    }
+  }
+
+  /** Create the lock file (waiting for another process to give it up) and note it held. */
+  private acquire(lock: string): void {
     const deadline = Date.now() + LOCK_TIMEOUT_MS;
     for (;;) {
       try {
         const fd = openSync(lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
         writeSync(fd, String(process.pid));
         closeSync(fd);
-        break;
+        heldLocks.add(lock);
+        return;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         if (lockHolderIsGone(lock)) {
@@ -222,13 +292,11 @@ export class SecurityLog {
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
       }
     }
-    try {
-      return fn();
-    } finally {
-      rmQuiet(lock);
-    }
   }
 }
+
+/** Lock files this process holds (any SecurityLog of it), by path. */
+const heldLocks = new Set<string>();
 
 function lockHolderIsGone(lock: string): boolean {
   let pid: number;

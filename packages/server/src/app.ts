@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { useSha256 } from '@airlock/core';
 import cookie from '@fastify/cookie';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
@@ -20,6 +22,10 @@ import { requestIdFor } from './observability/request-id.js';
 import { installRequestHooks, registerObservabilityRoutes } from './observability/routes.js';
 
 /** A running (or ready-to-listen) control plane. */
+// The audit chain hashes every event, mirrored runner events included: node's native SHA-256
+// in place of core's portable one (the dashboard's browser keeps that).
+useSha256((data) => createHash('sha256').update(data).digest('hex'));
+
 export interface AirlockServer {
   readonly app: FastifyInstance;
   readonly ctx: ServerContext;

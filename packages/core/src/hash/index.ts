@@ -1,2 +1,2 @@
 export { type PackFile, packHash, packListing } from './pack-hash.js';
-export { isSha256Digest, sha256Digest, sha256Hex } from './sha256.js';
+export { isSha256Digest, type Sha256Hex, sha256Digest, sha256Hex, useSha256 } from './sha256.js';

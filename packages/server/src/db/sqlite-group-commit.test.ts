@@ -68,3 +68,127 @@ test('group-commit dialect: concurrent writes share fsyncs and resolve only afte
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** A group-commit database on a temp file with table t, and a second (read-only) connection. */
+function batchDb(fsync?: (path: string) => Promise<void>) {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-gc-'));
+  const path = join(dir, 'x.db');
+  const sqlite = new SQLite(path);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.exec('create table t (id integer primary key, v text)');
+  // RAISE(ROLLBACK) undoes the whole transaction: what an I/O error or a full disk does.
+  sqlite.exec("create trigger boom before insert on t when new.id = 999 begin select raise(rollback, 'boom'); end");
+  const observer = new SQLite(path, { readonly: true });
+  const dialect = new GroupCommitSqliteDialect(sqlite, `${path}-wal`, fsync);
+  const db = new Kysely<{ t: { id: number; v: string | null } }>({ dialect });
+  const ids = () => (observer.prepare('select id from t order by id').all() as { id: number }[]).map((r) => r.id);
+  return {
+    db,
+    dialect,
+    ids,
+    close: async () => {
+      observer.close();
+      await db.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+test('batch: writes of one turn commit together; nothing is visible to others before the commit', async () => {
+  const t = batchDb();
+  try {
+    const writes = [1, 2, 3].map((id) => t.db.insertInto('t').values({ id, v: null }).execute());
+    // Issued, not yet committed: the batch commits when this turn of the event loop ends.
+    await Promise.resolve();
+    assert.deepEqual(t.ids(), []);
+    await Promise.all(writes);
+    assert.deepEqual(t.ids(), [1, 2, 3]);
+    assert.equal(t.dialect.wal.syncs, 1, 'one batch, one fsync');
+  } finally {
+    await t.close();
+  }
+});
+
+test('batch: a failing statement or a failed transaction undoes only itself', async () => {
+  const t = batchDb();
+  try {
+    await t.db.insertInto('t').values({ id: 1, v: null }).execute();
+    const results = await Promise.allSettled([
+      t.db.insertInto('t').values({ id: 2, v: null }).execute(),
+      t.db.insertInto('t').values({ id: 1, v: 'duplicate' }).execute(), // primary key conflict
+      t.db.transaction().execute(async (trx) => {
+        await trx.insertInto('t').values({ id: 3, v: null }).execute();
+        throw new Error('changed my mind');
+      }),
+      t.db.transaction().execute(async (trx) => {
+        await trx.insertInto('t').values({ id: 4, v: null }).execute();
+        await trx.insertInto('t').values({ id: 5, v: null }).execute();
+      }),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'rejected', 'fulfilled'],
+    );
+    assert.match(String((results[1] as PromiseRejectedResult).reason), /UNIQUE|constraint/i);
+    assert.match(String((results[2] as PromiseRejectedResult).reason), /changed my mind/);
+    assert.deepEqual(t.ids(), [1, 2, 4, 5]);
+  } finally {
+    await t.close();
+  }
+});
+
+test('batch: when SQLite rolls the whole batch back, every write in it fails; later writes succeed', async () => {
+  const t = batchDb();
+  try {
+    const results = await Promise.allSettled([
+      t.db.insertInto('t').values({ id: 1, v: null }).execute(),
+      t.db.transaction().execute(async (trx) => {
+        await trx.insertInto('t').values({ id: 2, v: null }).execute();
+      }),
+      t.db.insertInto('t').values({ id: 999, v: null }).execute(),
+      t.db.insertInto('t').values({ id: 3, v: null }).execute(),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['rejected', 'rejected', 'rejected', 'fulfilled'],
+    );
+    assert.match(String((results[0] as PromiseRejectedResult).reason), /rolled back with its batch: boom/);
+    assert.deepEqual(t.ids(), [3]);
+    // A transaction whose batch is lost midway fails as a whole instead of committing its tail.
+    const tx = t.db.transaction().execute(async (trx) => {
+      await trx.insertInto('t').values({ id: 4, v: null }).execute();
+      await trx
+        .insertInto('t')
+        .values({ id: 999, v: null })
+        .execute()
+        .catch(() => undefined);
+      await trx.insertInto('t').values({ id: 5, v: null }).execute();
+    });
+    await assert.rejects(tx, /boom/);
+    assert.deepEqual(t.ids(), [3]);
+  } finally {
+    await t.close();
+  }
+});
+
+test('batch: a failed fsync rejects every write of the batches it covered', async () => {
+  let fail = true;
+  const t = batchDb(async () => {
+    if (fail) throw new Error('EIO');
+  });
+  try {
+    const results = await Promise.allSettled([
+      t.db.insertInto('t').values({ id: 1, v: null }).execute(),
+      t.db.transaction().execute(async (trx) => trx.insertInto('t').values({ id: 2, v: null }).execute()),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['rejected', 'rejected'],
+    );
+    fail = false;
+    await t.db.insertInto('t').values({ id: 3, v: null }).execute();
+  } finally {
+    await t.close();
+  }
+});

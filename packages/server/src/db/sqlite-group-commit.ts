@@ -133,29 +133,88 @@ export function cachingDatabase(db: SQLite.Database, max = 500): SqliteDialectCo
   } as unknown as SqliteDialectConfig['database'];
 }
 
-class TrackedConnection implements DatabaseConnection {
-  wrote = false;
-  constructor(readonly inner: DatabaseConnection) {}
+/** Whether a query may write: anything but a select (a raw query is judged by its text). */
+function mayWrite(q: Parameters<DatabaseConnection['executeQuery']>[0]): boolean {
+  if (q.query.kind === 'SelectQueryNode') return false;
+  if (q.query.kind === 'RawNode') return !/^\s*(select|pragma)\b/i.test(q.sql);
+  return true;
+}
 
-  executeQuery<R>(q: Parameters<DatabaseConnection['executeQuery']>[0]): Promise<QueryResult<R>> {
-    if (q.query.kind !== 'SelectQueryNode') this.wrote = true;
-    return this.inner.executeQuery<R>(q);
+/**
+ * One SQLite transaction collecting every write made in one turn of the event loop: autocommit
+ * statements run inside it, Kysely transactions run inside it as savepoints. It commits when
+ * the turn is over (setImmediate), then the WAL is fsync'd, then `durable` settles for every
+ * caller that wrote into it. Under load, a commit writes each changed page once for a whole
+ * batch of runs instead of once per statement.
+ */
+class Batch {
+  readonly durable: Promise<void>;
+  resolve!: () => void;
+  reject!: (e: Error) => void;
+  /** Set when SQLite rolled the batch back or its commit failed: nothing in it is stored. */
+  failure: Error | undefined;
+
+  constructor() {
+    this.durable = new Promise<void>((res, rej) => {
+      this.resolve = res;
+      this.reject = rej;
+    });
+    // A batch nobody waits on (a failed statement's caller already has its error) must not
+    // surface as an unhandled rejection; callers still see it through their own await.
+    this.durable.catch(() => undefined);
+  }
+
+  fail(e: Error): void {
+    if (this.failure !== undefined) return;
+    this.failure = e;
+    this.reject(e);
+  }
+}
+
+class TrackedConnection implements DatabaseConnection {
+  /** The batches this acquisition wrote into (two only if SQLite rolled one back midway). */
+  readonly batches = new Set<Batch>();
+  constructor(
+    readonly inner: DatabaseConnection,
+    private readonly driver: GroupCommitDriver,
+  ) {}
+
+  async executeQuery<R>(q: Parameters<DatabaseConnection['executeQuery']>[0]): Promise<QueryResult<R>> {
+    if (mayWrite(q)) this.batches.add(this.driver.batchForWrite());
+    try {
+      return await this.inner.executeQuery<R>(q);
+    } catch (e) {
+      this.driver.afterError(e as Error);
+      throw e;
+    }
   }
 
   streamQuery<R>(
     q: Parameters<DatabaseConnection['streamQuery']>[0],
     chunkSize?: number,
   ): AsyncIterableIterator<QueryResult<R>> {
-    if (q.query.kind !== 'SelectQueryNode') this.wrote = true;
+    if (mayWrite(q)) this.batches.add(this.driver.batchForWrite());
     return this.inner.streamQuery<R>(q, chunkSize);
   }
 }
 
 const inner = (c: DatabaseConnection): DatabaseConnection => (c as TrackedConnection).inner;
 
+/** A Kysely transaction, run as a savepoint of the batch it began in. */
+interface Explicit {
+  readonly name: string;
+  readonly batch: Batch;
+}
+
 class GroupCommitDriver implements Driver {
+  private batch: Batch | undefined;
+  private readonly explicit: Explicit[] = [];
+  private savepoints = 0;
+  private commitScheduled = false;
+
   constructor(
     private readonly driver: Driver,
+    private readonly sqlite: SQLite.Database,
     private readonly wal: WalSync,
   ) {}
 
@@ -164,19 +223,87 @@ class GroupCommitDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new TrackedConnection(await this.driver.acquireConnection());
+    return new TrackedConnection(await this.driver.acquireConnection(), this);
   }
 
-  beginTransaction(c: DatabaseConnection, s: TransactionSettings): Promise<void> {
-    return this.driver.beginTransaction(inner(c), s);
+  /** The open batch a write joins; opens one (BEGIN IMMEDIATE) when none is. */
+  batchForWrite(): Batch {
+    const open = this.batch;
+    if (open !== undefined && open.failure === undefined) return open;
+    // Inside a Kysely transaction whose batch SQLite rolled back, a write must not start a
+    // new one: the transaction's earlier writes are gone, so it fails as a whole.
+    const top = this.explicit[this.explicit.length - 1];
+    if (top !== undefined) throw top.batch.failure ?? new Error('transaction lost');
+    this.sqlite.exec('BEGIN IMMEDIATE');
+    const b = new Batch();
+    this.batch = b;
+    this.scheduleCommit();
+    return b;
   }
 
-  commitTransaction(c: DatabaseConnection): Promise<void> {
-    return this.driver.commitTransaction(inner(c));
+  /**
+   * A statement failed. Most errors undo only that statement; some (I/O errors, a full disk)
+   * make SQLite roll back the whole transaction, and with it everything the batch held.
+   */
+  afterError(e: Error): void {
+    const b = this.batch;
+    if (b !== undefined && !this.sqlite.inTransaction) {
+      this.batch = undefined;
+      b.fail(new Error(`the write was rolled back with its batch: ${e.message}`));
+    }
   }
 
-  rollbackTransaction(c: DatabaseConnection): Promise<void> {
-    return this.driver.rollbackTransaction(inner(c));
+  private scheduleCommit(): void {
+    if (this.commitScheduled) return;
+    this.commitScheduled = true;
+    setImmediate(() => {
+      this.commitScheduled = false;
+      this.commit();
+    });
+  }
+
+  /** Commit the batch (unless a Kysely transaction is still open in it), then fsync. */
+  private commit(): void {
+    const b = this.batch;
+    if (b === undefined || this.explicit.length > 0) return;
+    this.batch = undefined;
+    if (b.failure !== undefined) return;
+    try {
+      this.sqlite.exec('COMMIT');
+    } catch (e) {
+      if (this.sqlite.inTransaction) this.sqlite.exec('ROLLBACK');
+      b.fail(e as Error);
+      return;
+    }
+    this.wal.sync().then(b.resolve, b.reject);
+  }
+
+  async beginTransaction(c: DatabaseConnection, _s: TransactionSettings): Promise<void> {
+    const batch = this.batchForWrite();
+    (c as TrackedConnection).batches.add(batch);
+    const name = `airlock_tx_${++this.savepoints}`;
+    this.sqlite.exec(`SAVEPOINT ${name}`);
+    this.explicit.push({ name, batch });
+  }
+
+  async commitTransaction(_c: DatabaseConnection): Promise<void> {
+    const tx = this.explicit.pop();
+    if (tx === undefined) throw new Error('commit without a transaction');
+    if (tx.batch.failure !== undefined) throw tx.batch.failure;
+    this.sqlite.exec(`RELEASE ${tx.name}`);
+    // The batch's commit waited for this transaction to end.
+    if (this.explicit.length === 0 && this.batch !== undefined) this.scheduleCommit();
+  }
+
+  async rollbackTransaction(_c: DatabaseConnection): Promise<void> {
+    const tx = this.explicit.pop();
+    if (tx === undefined) return;
+    // A batch SQLite already rolled back has no savepoint left to return to.
+    if (tx.batch.failure === undefined && this.sqlite.inTransaction) {
+      this.sqlite.exec(`ROLLBACK TO ${tx.name}`);
+      this.sqlite.exec(`RELEASE ${tx.name}`);
+    }
+    if (this.explicit.length === 0 && this.batch !== undefined) this.scheduleCommit();
   }
 
   savepoint(c: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
@@ -192,13 +319,17 @@ class GroupCommitDriver implements Driver {
   }
 
   async releaseConnection(c: DatabaseConnection): Promise<void> {
-    const wrote = (c as TrackedConnection).wrote;
-    // Release first, so other queries run (and commit) while this batch's fsync is under way.
+    const batches = [...(c as TrackedConnection).batches];
+    // Release first, so other queries join the batch while it waits for its commit and fsync.
     await this.driver.releaseConnection(inner(c));
-    if (wrote) await this.wal.sync();
+    for (const b of batches) await b.durable;
   }
 
   async destroy(): Promise<void> {
+    this.commit();
+    // Only a Kysely transaction left open at close keeps a batch here; closing rolls it back.
+    this.batch?.fail(new Error('the database closed before the write committed'));
+    this.batch = undefined;
     await this.driver.destroy();
     this.wal.close();
   }
@@ -208,12 +339,16 @@ class GroupCommitDriver implements Driver {
 export class GroupCommitSqliteDialect extends SqliteDialect {
   readonly wal: WalSync;
 
-  constructor(db: SQLite.Database, walPath: string, fsync?: (path: string) => Promise<void>) {
-    super({ database: cachingDatabase(db) });
+  constructor(
+    private readonly sqlite: SQLite.Database,
+    walPath: string,
+    fsync?: (path: string) => Promise<void>,
+  ) {
+    super({ database: cachingDatabase(sqlite) });
     this.wal = new WalSync(walPath, fsync);
   }
 
   override createDriver(): Driver {
-    return new GroupCommitDriver(super.createDriver(), this.wal);
+    return new GroupCommitDriver(super.createDriver(), this.sqlite, this.wal);
   }
 }
