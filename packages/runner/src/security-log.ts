@@ -34,6 +34,8 @@ const LOCK_TIMEOUT_MS = 10_000;
 /** Longest a busy writer keeps the lock before leaving it free for {@link LOCK_YIELD_MS}. */
 const MAX_HOLD_MS = 50;
 const LOCK_YIELD_MS = 10;
+/** How long an idle writer keeps the lock for the next append (a runner between runs). */
+const IDLE_RELEASE_MS = 10;
 const TAIL_WINDOW = 256 * 1024;
 
 interface Head {
@@ -87,7 +89,14 @@ export class SecurityLog {
    */
   private hold: { readonly fd: number; readonly since: number } | undefined;
 
+  private yieldUntil = 0;
+
   private flush(): void {
+    const wait = this.yieldUntil - Date.now();
+    if (wait > 0 && this.queue.length > 0) {
+      setTimeout(() => this.flush(), wait);
+      return;
+    }
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) {
@@ -126,16 +135,25 @@ export class SecurityLog {
         batch.forEach((q, i) => {
           q.resolve(events[i]!);
         });
-      const held = this.hold !== undefined && Date.now() - this.hold.since;
-      if (this.queue.length === 0 || held === false || held > MAX_HOLD_MS) this.release();
-      // After a long hold, leave the lock free for a moment: another writer may be waiting.
-      if (this.queue.length > 0 && held !== false && held > MAX_HOLD_MS) setTimeout(() => this.flush(), LOCK_YIELD_MS);
-      else this.flush();
+      if (this.hold !== undefined && Date.now() - this.hold.since > MAX_HOLD_MS) {
+        // After a long hold, leave the lock free for a moment: another writer may be waiting.
+        this.release();
+        this.yieldUntil = Date.now() + LOCK_YIELD_MS;
+      }
+      // Idle for now: the lock goes back unless another append comes within IDLE_RELEASE_MS.
+      if (this.queue.length === 0 && this.hold !== undefined) {
+        this.idleTimer = setTimeout(() => this.release(), IDLE_RELEASE_MS);
+        this.idleTimer.unref();
+      }
+      this.flush();
     });
   }
 
+  private idleTimer: NodeJS.Timeout | undefined;
+
   /** The held descriptor, taking the lock and opening the log first when not held. */
   private take(): number {
+    clearTimeout(this.idleTimer);
     const lock = `${this.path}.lock`;
     if (this.hold !== undefined && (this.ownsLock || heldLocks.has(lock))) return this.hold.fd;
     // A descriptor borrowed under another SecurityLog's lock that has since been given back.
@@ -164,6 +182,7 @@ export class SecurityLog {
 
   /** Close the held descriptor and give the lock back. */
   private release(): void {
+    clearTimeout(this.idleTimer);
     const h = this.hold;
     if (h === undefined) return;
     this.hold = undefined;
@@ -297,6 +316,11 @@ export class SecurityLog {
 
 /** Lock files this process holds (any SecurityLog of it), by path. */
 const heldLocks = new Set<string>();
+// A process ending while it holds a lock (an idle release still pending) gives it back, so
+// the next writer need not wait to find the holder gone.
+process.once('exit', () => {
+  for (const lock of heldLocks) rmQuiet(lock);
+});
 
 function lockHolderIsGone(lock: string): boolean {
   let pid: number;

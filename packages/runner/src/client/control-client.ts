@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import {
   AIRLOCK_VERSION,
@@ -66,6 +67,18 @@ export const LOG_UNAVAILABLE = 'runner_log_unavailable';
 
 /** Files a pack offers for trust review: text up to 256 KiB, binary as null. */
 const MAX_REVIEW_FILE = 256 * 1024;
+
+/**
+ * Frames sent in one turn of the event loop leave in one write: the socket is corked at the
+ * first and uncorked when the turn ends. Runs finishing together (one security-log batch,
+ * one outbox write) send their frames together; one syscall each cost more than the frame.
+ */
+function corkForTurn(ws: WebSocket): void {
+  const sock = (ws as unknown as { _socket?: Socket })._socket;
+  if (sock === undefined || sock.writableCorked > 0) return;
+  sock.cork();
+  setImmediate(() => sock.uncork());
+}
 
 /**
  * The runner's outbound connection to the control plane. Dials out (never listens),
@@ -290,6 +303,7 @@ export class ControlClient {
       this.droppedOutput++;
       return;
     }
+    corkForTurn(ws);
     ws.send(
       typeof (msg as WireMessage).type === 'string' ? encodeMessage(msg as WireMessage) : JSON.stringify(msg),
       onWritten === undefined ? undefined : () => onWritten(),

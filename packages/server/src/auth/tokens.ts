@@ -22,9 +22,16 @@ export function hashToken(token: string): string {
 
 /** Split a presented token into its public prefix; undefined when malformed. */
 export function tokenPrefix(token: string, kind: TokenKind): string | undefined {
-  const m = new RegExp(`^(${kind}_[0-9a-f]{10})_[A-Za-z0-9_-]{32}$`).exec(token);
-  return m?.[1];
+  let shape = tokenShapes.get(kind);
+  if (shape === undefined) {
+    shape = new RegExp(`^(${kind}_[0-9a-f]{10})_[A-Za-z0-9_-]{32}$`);
+    tokenShapes.set(kind, shape);
+  }
+  return shape.exec(token)?.[1];
 }
+
+/** One compiled pattern per token kind (every API request checks one). */
+const tokenShapes = new Map<TokenKind, RegExp>();
 
 /** Constant-time comparison of a presented token with a stored hash. */
 export function tokenMatches(token: string, storedHash: string): boolean {

@@ -365,3 +365,21 @@ export const policyScope = new HotQuery(
 export const policySettings = new HotQuery('policySettings', ['org_id'], (db, p: { org_id: string }) =>
   db.selectFrom('policy_settings').selectAll().where('org_id', '=', p.org_id),
 );
+
+/** Trust: the status of one pack version in an organisation (checked on every run request). */
+export const packStatus = new HotQuery(
+  'packStatus',
+  ['org_id', 'name', 'hash'],
+  (db, p: { org_id: string; name: string; hash: string }) =>
+    db
+      .selectFrom('packs')
+      .select(['status'])
+      .where('org_id', '=', p.org_id)
+      .where('name', '=', p.name)
+      .where('hash', '=', p.hash),
+);
+
+/** Metrics: when a run was requested and dispatched (observed on every result). */
+export const runDispatchTimes = new HotQuery('runDispatchTimes', ['id'], (db, p: { id: string }) =>
+  db.selectFrom('runs').select(['created_at', 'dispatched_at']).where('id', '=', p.id),
+);

@@ -1,5 +1,6 @@
 import { AIRLOCK_VERSION } from '@airlock/core';
 import type { Db } from '../db/database.js';
+import { runDispatchTimes } from '../db/hot-queries.js';
 import type { SandboxTables } from '../sandboxes/tables.js';
 import { Counter, Gauge, Histogram, Registry } from './exposition.js';
 
@@ -104,11 +105,7 @@ export class ServerMetrics {
 
   private async observeDispatch(runId: string): Promise<void> {
     try {
-      const row = await this.db.kysely
-        .selectFrom('runs')
-        .select(['created_at', 'dispatched_at'])
-        .where('id', '=', runId)
-        .executeTakeFirst();
+      const row = await runDispatchTimes.first(this.db.kysely, { id: runId });
       if (row?.dispatched_at == null) return;
       const s = (Date.parse(row.dispatched_at) - Date.parse(row.created_at)) / 1000;
       if (Number.isFinite(s) && s >= 0) this.dispatchSeconds.observe(s);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerAuditLog } from '../audit/audit-log.js';
 import type { Db } from '../db/database.js';
+import { packStatus } from '../db/hot-queries.js';
 import type { PacksTable } from '../db/schema.js';
 
 /** A pack version as advertised in a runner's `hello`. */
@@ -79,13 +80,7 @@ export async function recordAdvertisedPacks(
 
 /** True when the organisation trusts exactly this pack hash. */
 export async function isPackTrusted(db: Db, orgId: string, name: string, hash: string): Promise<boolean> {
-  const row = await db.kysely
-    .selectFrom('packs')
-    .select(['status'])
-    .where('org_id', '=', orgId)
-    .where('name', '=', name)
-    .where('hash', '=', hash)
-    .executeTakeFirst();
+  const row = await packStatus.first(db.kysely, { org_id: orgId, name, hash });
   return row?.status === 'trusted';
 }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import {
   AIRLOCK_VERSION,
   encodeMessage,
@@ -29,6 +30,18 @@ export const CLOSE = { policy: 1008, replaced: 4409, revoked: 4403, unauthorized
  * new work because it could not record it: its security log's disk is full or unwritable.
  */
 export const RUNNER_REFUSED = 'runner_log_unavailable';
+
+/**
+ * Frames sent to one runner in one turn of the event loop leave in one write: the socket is
+ * corked at the first and uncorked when the turn ends. A batch of commits resolves many runs
+ * at once (their dispatches, their acks); one syscall each cost more than the rest of a send.
+ */
+function corkForTurn(ws: WebSocket): void {
+  const sock = (ws as unknown as { _socket?: Socket })._socket;
+  if (sock === undefined || sock.writableCorked > 0) return;
+  sock.cork();
+  setImmediate(() => sock.uncork());
+}
 
 /** Frames about one run; a runner's frames about different runs are handled concurrently. */
 const RUN_FRAMES = new Set(['accepted', 'output', 'result', 'error']);
@@ -92,6 +105,7 @@ class RunnerSession {
 
   send(msg: WireMessage): boolean {
     if (this.socket.readyState !== this.socket.OPEN) return false;
+    corkForTurn(this.socket);
     this.socket.send(encodeMessage(msg));
     return true;
   }
