@@ -407,7 +407,7 @@ export async function bench({ quick }) {
     rows,
     ratio,
     notes: [
-      `${total} showcase.echo runs per configuration after 40 warm-up runs, 32 HTTP requests in flight. The server runs in the bench process; the HTTP client (bench/cp-client.mjs: node:http, keep-alive) and the runners (bench/cp-runners.mjs, 8 actions at once each) run in processes of their own, as agents and hosts would. Spawn path: ${spawnBackend()}.`,
+      `${total} showcase.echo runs per configuration after 40 warm-up runs, 32 HTTP requests in flight. The server runs in the bench process; the HTTP client (bench/cp-client.mjs: undici's pool, keep-alive) and the runners (bench/cp-runners.mjs, 8 actions at once each) run in processes of their own, as agents and hosts would. Spawn path: ${spawnBackend()}.`,
       "Every run is real: an HTTP request with an API key, policy decision, run row, audit events (server chain), a WebSocket dispatch, a process spawned on the runner, output streamed, the runner event appended and fsync'd, mirrored and verified on the server, result stored and acknowledged. SQLite writes are group-committed (one WAL fsync per batch; see docs/architecture.md).",
       `CPU per run: process CPU (user + system) of the server process, of the HTTP client's process, of the runners' process, and of the spawn helper with its reaped actions (from /proc), each divided by runs. The ceiling assumes the ${cores} cores do nothing else; the server process is one event loop, so it alone cannot go past 1000 ms ÷ its CPU per run.`,
       `Where the server process's CPU goes (SQLite, 4 runners, sampled profile): ${split.map((x) => `${x.name} ${(x.share * 100).toFixed(0)}%`).join(', ')}.`,

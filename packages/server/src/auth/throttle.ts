@@ -111,23 +111,34 @@ export function installThrottles(app: FastifyInstance, settings: ThrottleSetting
     );
   };
 
-  app.addHook('preHandler', async (req, reply) => {
-    const rule = rules[`${req.method} ${req.routeOptions.url ?? ''}`];
-    if (rule === undefined) return;
-    const keys = rule.keys(req);
-    rulesFor.set(req, keys);
-    const retry = Math.max(0, ...keys.map((k) => k.limiter.retryAfterMs(k.key)));
-    if (retry > 0) return refuse(reply, rule.kind, retry);
-  });
-  app.addHook('onResponse', async (req, reply) => {
-    const rule = rules[`${req.method} ${req.routeOptions.url ?? ''}`];
-    const keys = rulesFor.get(req);
-    if (rule === undefined || keys === undefined || reply.statusCode === 429) return;
-    if (rule.counts(reply.statusCode)) for (const k of keys) k.limiter.fail(k.key);
+  // Hooks only on the routes that have a budget: every other request (a run, a poll) skips them.
+  app.addHook('onRoute', (route) => {
+    for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
+      const rule = rules[`${method} ${route.url}`];
+      if (rule === undefined) continue;
+      const before = async (req: FastifyRequest, reply: FastifyReply) => {
+        const keys = rule.keys(req);
+        rulesFor.set(req, keys);
+        const retry = Math.max(0, ...keys.map((k) => k.limiter.retryAfterMs(k.key)));
+        if (retry > 0) return refuse(reply, rule.kind, retry);
+      };
+      const after = async (req: FastifyRequest, reply: FastifyReply) => {
+        const keys = rulesFor.get(req);
+        if (keys === undefined || reply.statusCode === 429) return;
+        if (rule.counts(reply.statusCode)) for (const k of keys) k.limiter.fail(k.key);
+      };
+      // First in line, as a global hook would be: the budget is checked before anything else.
+      route.preHandler = [before, ...asList(route.preHandler)] as NonNullable<typeof route.preHandler>;
+      route.onResponse = [after, ...asList(route.onResponse)] as NonNullable<typeof route.onResponse>;
+    }
   });
   const timer = setInterval(() => {
     for (const l of all) l.prune();
   }, 5 * MIN);
   timer.unref();
   app.addHook('onClose', async () => clearInterval(timer));
+}
+
+function asList<T>(hooks: T | readonly T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? [...hooks] : [hooks as T];
 }

@@ -12,11 +12,12 @@ import { type MetricsAccess, metricsAllowed } from './metrics-access.js';
  * Installed before any route so each route gets them.
  */
 export function installRequestHooks(app: FastifyInstance, metrics: ServerMetrics): void {
-  app.addHook('onSend', async (req, reply, payload) => {
+  // Callback hooks, not async ones: every request runs them, and a promise each is measurable.
+  app.addHook('onSend', (req, reply, payload, done) => {
     if (!reply.hasHeader('x-request-id')) void reply.header('x-request-id', req.id);
-    return payload;
+    done(null, payload);
   });
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     // The route pattern, never the raw URL: ids in paths would make one series per run.
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.httpSeconds.observe(reply.elapsedTime / 1000, {
@@ -24,6 +25,7 @@ export function installRequestHooks(app: FastifyInstance, metrics: ServerMetrics
       route,
       code: `${String(reply.statusCode).charAt(0)}xx`,
     });
+    done();
   });
 }
 
