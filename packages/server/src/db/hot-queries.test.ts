@@ -66,6 +66,28 @@ for (const { name, create } of testDatabases()) {
       assert.deepEqual(await orgByName.first(db.kysely, { name: 'one' }), { id: 'hq-1', name: 'one' });
     });
 
+    test('a query outside a transaction never lands inside another caller’s open one', async () => {
+      // A transaction of another flow is open (its savepoint, on SQLite) and waits on I/O; a
+      // hot query from the root runs meanwhile or after it, never inside it, so the rollback
+      // does not undo it.
+      let opened!: () => void;
+      const isOpen = new Promise<void>((r) => {
+        opened = r;
+      });
+      const tx = db.kysely.transaction().execute(async (trx) => {
+        assert.equal(await renameIn.changed(trx, { id: 'hq-1', name: 'tx-name' }), 1);
+        opened();
+        await new Promise((r) => setTimeout(r, 30));
+        throw new Error('roll back');
+      });
+      await isOpen;
+      const outside = renameIn.changed(db.kysely, { id: 'hq-2', name: 'outside' });
+      await assert.rejects(tx, /roll back/);
+      assert.equal(await outside, 1);
+      assert.deepEqual(await orgByName.first(db.kysely, { name: 'outside' }), { id: 'hq-2', name: 'outside' });
+      assert.deepEqual(await orgByName.first(db.kysely, { name: 'one' }), { id: 'hq-1', name: 'one' });
+    });
+
     test('a value compiled into the SQL text is refused, naming the query', async () => {
       await assert.rejects(inlined.execute(db.kysely, { x: 'a' }), /hot query inlined: x is not a bound parameter/);
     });

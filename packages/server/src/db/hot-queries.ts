@@ -1,6 +1,7 @@
 import { type Compilable, type CompiledQuery, type Kysely, type QueryResult, type RawBuilder, sql } from 'kysely';
 import type { AuditTables } from '../audit/tables.js';
 import type { AuditEventsTable, Database, RunnerEventsTable, RunOutputTable, RunsTable } from './schema.js';
+import { directPath, mayWrite } from './sqlite-group-commit.js';
 
 type HotDatabase = Database & AuditTables;
 
@@ -36,6 +37,9 @@ export class HotQuery<P extends object, R> {
     }
     const constants = c.query.parameters;
     const parameters = c.slots.map((key, i) => (key === null ? constants[i] : values[key]));
+    const direct = directPath(adapter);
+    if (direct?.ready(hot.isTransaction) === true)
+      return direct.run<R>(c.query.sql, parameters, mayWrite(c.query), hot.isTransaction);
     return hot.executeQuery<R>({ ...c.query, parameters });
   }
 
