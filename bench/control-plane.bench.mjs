@@ -310,15 +310,18 @@ machine (quick mode unless noted; the machine is shared, so single runs vary by 
 | SQLite: compiled hot queries run on their cached statement directly, without Kysely's executor, when no other transaction can be open around them | 1 runner 458–484 → 507 runs/s (full mode) |
 | bench: the HTTP client in a process of its own (undici's pool) instead of fetch in the server's process | the server's own CPU is measured alone; the client's 0.25–0.3 ms per run is counted in the ceiling |
 
-Full mode (1000 runs per configuration) on a quiet machine, three times (the table above is
-the last): 1 runner 458–484 runs/s, 4 runners 507–543, 16 runners 544–591. The first session's numbers (4–26 runs/s) had
-everything in one process and a load average of 12–30 from other work; the previous round
-reached 310–330.
+Full mode (1000 runs per configuration) on a quiet machine, after the last change, three
+times (the table above is the last run): 1 runner 504–520 runs/s, 4 runners 527–575,
+16 runners 586–612. Before it, three runs gave 458–484, 507–543 and 544–591. The first session's
+numbers (4–26 runs/s) had everything in one process and a load average of 12–30 from other
+work; the previous round reached 310–330.
 
-Left, by size: per-statement overhead of Kysely (a promise chain and the connection mutex per
-query, about 5 %), the policy reads (five small queries per run, never cached so a change takes
-effect at once), the HTTP request path (Node's parser and Fastify, about 10 %), zod on frames
-in both directions, and GC. None is above about 5 % of the server's CPU on its own.
+Left, by size: the HTTP request path (Node's parser and Fastify, about 10 % of the server's
+CPU), the two Kysely transactions per run (begin and commit go through its executor), the
+policy reads (five small queries per run, never cached, so a change takes effect at once),
+zod on frames in both directions, and GC; none is above about 5 % on its own. On the
+runner, each fsync is a hand-off to libuv's threadpool and back, and waking a thread costs
+more than usual in this VM.
 `;
 
 export async function bench({ quick }) {
