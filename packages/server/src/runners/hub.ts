@@ -647,7 +647,7 @@ export class RunnerHub {
     }
     // A re-sent result for a final run: if this server died between finalising the run and
     // recording its audit events, they are recorded now, so the result is never unaudited.
-    if (!recorded && !(await this.resultRecorded(run.id))) {
+    if (!recorded && !(await this.resultRecorded(run))) {
       const fresh = await this.ctx.db.kysely.selectFrom('runs').selectAll().where('id', '=', run.id).executeTakeFirst();
       if (fresh !== undefined && isFinal(fresh.status) && fresh.audit_hash === msg.audit_hash)
         await this.recordResult(s, run, msg);
@@ -656,11 +656,16 @@ export class RunnerHub {
     s.send({ type: 'ack', request_id: run.id });
   }
 
-  private async resultRecorded(runId: string): Promise<boolean> {
+  private async resultRecorded(run: RunsTable): Promise<boolean> {
+    // A range of the (org_id, time) index, not a scan of the whole log by id: the event comes
+    // after the run was created (an hour of slack for a clock stepped back meanwhile).
+    const since = new Date(Date.parse(run.created_at) - 3_600_000).toISOString();
     const row = await this.ctx.db.kysely
       .selectFrom('audit_events')
       .select('seq')
-      .where('id', '=', runId)
+      .where('org_id', '=', run.org_id)
+      .where('time', '>=', since)
+      .where('id', '=', run.id)
       .where('kind', '=', 'run.result')
       .executeTakeFirst();
     return row !== undefined;
