@@ -319,7 +319,14 @@ const heldLocks = new Set<string>();
 // A process ending while it holds a lock (an idle release still pending) gives it back, so
 // the next writer need not wait to find the holder gone.
 process.once('exit', () => {
-  for (const lock of heldLocks) rmQuiet(lock);
+  for (const lock of heldLocks) {
+    try {
+      rmQuiet(lock);
+    } catch (e) {
+      // Not fatal: the next writer finds this pid gone and removes the lock itself.
+      process.stderr.write(`airlock: could not remove ${lock} at exit: ${(e as Error).message}\n`);
+    }
+  }
 });
 
 function lockHolderIsGone(lock: string): boolean {
