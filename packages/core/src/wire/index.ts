@@ -38,11 +38,13 @@ export {
   sandboxEgressSchema,
 } from './sandbox-egress.js';
 export {
+  MAX_EGRESS_ACK_IDS,
   MAX_SANDBOX_CODE_BYTES,
   MAX_SANDBOX_FILE_BYTES,
   MAX_SANDBOX_OUTPUT_BYTES,
   type SandboxCreateMessage,
   type SandboxDestroyMessage,
+  type SandboxEgressAckMessage,
   type SandboxEgressMessage,
   type SandboxExecMessage,
   type SandboxHostMessage,

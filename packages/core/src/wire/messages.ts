@@ -230,6 +230,7 @@ export const WIRE_MESSAGE_TYPES: readonly WireMessageType[] = Object.freeze([
   'sandbox_output',
   'sandbox_reply',
   'sandbox_egress',
+  'sandbox_egress_ack',
 ]);
 
 // ---- schemas: the single source of truth for validation and for docs' JSON Schemas ----
@@ -452,5 +453,6 @@ const _typesMatchSchemas: {
   sandbox_output: true,
   sandbox_reply: true,
   sandbox_egress: true,
+  sandbox_egress_ack: true,
 };
 void _typesMatchSchemas;

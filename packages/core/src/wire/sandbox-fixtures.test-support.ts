@@ -109,6 +109,7 @@ export const SANDBOX_VALID: Record<string, Record<string, unknown>[]> = {
   sandbox_egress: [
     {
       type: 'sandbox_egress',
+      id: 'h7f3a9c2e-41',
       sandbox: 'sb_0123456789ab',
       event: {
         time: '2026-12-06T01:02:03.456Z',
@@ -144,6 +145,7 @@ export const SANDBOX_VALID: Record<string, Record<string, unknown>[]> = {
       },
     },
   ],
+  sandbox_egress_ack: [{ type: 'sandbox_egress_ack', ids: ['h7f3a9c2e-41', 'h7f3a9c2e-42'] }],
   sandbox_reply: [
     { type: 'sandbox_reply', request_id: 'sx-7' },
     {

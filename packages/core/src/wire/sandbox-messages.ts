@@ -131,10 +131,24 @@ export interface SandboxReplyMessage {
 /** Host → server: one egress attempt (allowed or refused) of a sandbox, for the audit trail. */
 export interface SandboxEgressMessage {
   readonly type: 'sandbox_egress';
+  /**
+   * The event's id, unique per host: the server records an id once and acknowledges it with
+   * `sandbox_egress_ack`; the host re-sends what is unacknowledged after a reconnect.
+   */
+  readonly id?: string;
   /** Host-local sandbox id. */
   readonly sandbox: string;
   readonly event: SandboxEgressEvent;
 }
+
+/** Server → host: these egress events are recorded (or were already); the host forgets them. */
+export interface SandboxEgressAckMessage {
+  readonly type: 'sandbox_egress_ack';
+  readonly ids: readonly string[];
+}
+
+/** Most ids one `sandbox_egress_ack` carries. */
+export const MAX_EGRESS_ACK_IDS = 1000;
 
 /** Every sandbox message. */
 export type SandboxWireMessage =
@@ -146,11 +160,13 @@ export type SandboxWireMessage =
   | SandboxDestroyMessage
   | SandboxOutputMessage
   | SandboxReplyMessage
-  | SandboxEgressMessage;
+  | SandboxEgressMessage
+  | SandboxEgressAckMessage;
 
 const requestId = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'expected 1..128 characters of [A-Za-z0-9_-]');
 const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 lowercase hex>');
 const sandboxId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1..64 characters of [A-Za-z0-9_-]');
+const egressId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1..64 characters of [A-Za-z0-9_-]');
 const packName = z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, 'expected a language pack name');
 const guestPath = z
   .string()
@@ -235,8 +251,13 @@ export const SANDBOX_WIRE_SCHEMAS = {
   }),
   sandbox_egress: z.strictObject({
     type: z.literal('sandbox_egress'),
+    id: egressId.optional(),
     sandbox: sandboxId,
     event: sandboxEgressEventSchema,
+  }),
+  sandbox_egress_ack: z.strictObject({
+    type: z.literal('sandbox_egress_ack'),
+    ids: z.array(egressId).min(1).max(MAX_EGRESS_ACK_IDS),
   }),
   sandbox_reply: z
     .strictObject({

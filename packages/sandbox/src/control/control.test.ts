@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
-import { encodeMessage, parseMessage } from '@airlock/core';
+import { encodeMessage, parseMessage, type WireMessage } from '@airlock/core';
 import fc from 'fast-check';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { EgressEvent } from '../egress/events.js';
 import type { ImageManifest } from '../images/manifest.js';
-import { egressFrame } from './host-client.js';
+import type { SandboxManager } from '../manager.js';
+import { egressFrame, SandboxHostClient } from './host-client.js';
 import { imageHash, imagePacks } from './image-hash.js';
 import { redactWhole, StreamRedactor } from './output-redactor.js';
 
@@ -118,5 +122,101 @@ describe('egress events as sandbox_egress frames', () => {
       ),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('egress events reach the control plane at least once', () => {
+  it('an event not acknowledged is sent again after a reconnect; an acknowledged one is not', async () => {
+    // A scripted control plane: welcomes every connection and records the egress frames.
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => wss.once('listening', r));
+    const got: { conn: number; id: string; host: string }[] = [];
+    const sockets: WebSocket[] = [];
+    let conns = 0;
+    wss.on('connection', (ws) => {
+      const conn = ++conns;
+      sockets.push(ws);
+      ws.on('message', (data: Buffer) => {
+        const m = parseMessage(new Uint8Array(data));
+        assert.ok(m.ok, m.ok ? '' : m.error.message);
+        if (m.value.type === 'hello')
+          ws.send(
+            encodeMessage({
+              type: 'welcome',
+              protocol: 1,
+              runner_id: 'host-1',
+              session_id: `s${conn}`,
+              server_version: '0.1.0',
+              heartbeat_s: 30,
+            }),
+          );
+        if (m.value.type === 'sandbox_egress') got.push({ conn, id: m.value.id ?? '', host: m.value.event.host });
+      });
+    });
+    const manager = {
+      manifest,
+      info: () => ({ limits: { max_sandboxes: 4 } }),
+      list: () => [],
+      status: { name: 'qemu', isolation: 'microvm', kvm: false },
+    } as unknown as SandboxManager;
+    const client = new SandboxHostClient({
+      serverUrl: `http://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+      token: 'alr_test',
+      name: 'host-1',
+      manager,
+      backoff: { minMs: 20, maxMs: 50 },
+    });
+    const until = async (what: string, ok: () => boolean) => {
+      const end = Date.now() + 10_000;
+      while (!ok()) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    const forward = (host: string) =>
+      (client as unknown as { forwardEgress(e: EgressEvent): void }).forwardEgress({
+        sandbox: 'sb_1',
+        time: new Date().toISOString(),
+        method: 'CONNECT',
+        host,
+        port: 443,
+        addresses: [],
+        decision: 'refused',
+        reason: 'not in the allowlist',
+        intercepted: false,
+        secrets_used: [],
+        bytes_up: 0,
+        bytes_down: 0,
+        duration_ms: 0,
+      });
+    try {
+      client.start();
+      await until('welcome', () => client.connected);
+      forward('a.example');
+      forward('b.example');
+      await until('two events', () => got.length === 2);
+      const [a, b] = got as [(typeof got)[0], (typeof got)[0]];
+      assert.notEqual(a.id, b.id);
+      // Only b is acknowledged; the connection then breaks with a still in doubt.
+      const ack = (id: string) =>
+        sockets[sockets.length - 1]!.send(encodeMessage({ type: 'sandbox_egress_ack', ids: [id] } as WireMessage));
+      ack(b.id);
+      await until('the ack', () => client.egressUnackedCount === 1);
+      sockets[0]!.terminate();
+      await until('a second connection', () => conns === 2 && client.connected);
+      await until('the re-sent event', () => got.length === 3);
+      assert.deepEqual(got[2], { conn: 2, id: a.id, host: 'a.example' });
+      ack(a.id);
+      await until('nothing left to send', () => client.egressUnackedCount === 0);
+      // A third connection sends nothing again.
+      sockets[1]!.terminate();
+      await until('a third connection', () => conns === 3 && client.connected);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(got.length, 3);
+    } finally {
+      client.stop();
+      for (const ws of sockets) ws.terminate();
+      await new Promise((r) => wss.close(r));
+    }
   });
 });

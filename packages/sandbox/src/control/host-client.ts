@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { freemem } from 'node:os';
 import {
   AIRLOCK_VERSION,
@@ -117,10 +118,22 @@ export class SandboxHostClient {
   private lastAdvert = '';
   /** Aborts for execs in flight, so a lost connection does not leave guest code running unwatched. */
   private readonly running = new Map<string, AbortController>();
-  /** Egress events waiting for a connection (bounded; the daemon's per-sandbox log keeps its own copy). */
-  private readonly egressPending: SandboxEgressMessage[] = [];
+  /**
+   * Egress events the control plane has not acknowledged yet, by id, oldest first: sent as
+   * they happen and again after every `welcome` until a `sandbox_egress_ack` names them
+   * (bounded; the daemon's per-sandbox log keeps its own copy).
+   */
+  private readonly egressUnacked = new Map<string, SandboxEgressMessage>();
+  /** This process's prefix of egress event ids, so ids stay unique across host restarts. */
+  private readonly egressBoot = randomBytes(6).toString('hex');
+  private egressSeq = 0;
   /** Egress events dropped from a full queue since the last report. */
   egressDropped = 0;
+
+  /** Egress events sent or queued and not yet acknowledged (tests and `doctor` look at it). */
+  get egressUnackedCount(): number {
+    return this.egressUnacked.size;
+  }
   connected = false;
 
   constructor(private readonly opts: SandboxHostOptions) {}
@@ -289,6 +302,9 @@ export class SandboxHostClient {
           await this.opts.manager.delete(msg.sandbox);
           return { type: 'sandbox_reply', request_id: msg.request_id };
         });
+      case 'sandbox_egress_ack':
+        for (const id of msg.ids) this.egressUnacked.delete(id);
+        return;
       case 'error':
         this.say('warn', `control plane error ${msg.code}: ${msg.message}`);
         return;
@@ -389,22 +405,23 @@ export class SandboxHostClient {
     };
   }
 
-  /** Send an egress event now, or queue it until the control plane is reachable again. */
+  /** Send an egress event now (if connected), and keep it until the control plane acknowledges it. */
   private forwardEgress(e: EgressEvent): void {
-    const frame = egressFrame(e);
-    if (this.connected && this.ws?.readyState === WebSocket.OPEN && this.egressPending.length === 0) {
-      this.send(frame);
-      return;
-    }
-    this.egressPending.push(frame);
+    const frame = { ...egressFrame(e), id: `${this.egressBoot}-${++this.egressSeq}` };
+    this.egressUnacked.set(frame.id, frame);
     const max = this.opts.egressQueue ?? 10_000;
-    while (this.egressPending.length > max) {
-      this.egressPending.shift();
+    while (this.egressUnacked.size > max) {
+      this.egressUnacked.delete(this.egressUnacked.keys().next().value as string);
       this.egressDropped++;
     }
+    if (this.connected && this.ws?.readyState === WebSocket.OPEN) this.send(frame);
   }
 
-  /** Egress events queued while disconnected, in order, after a `welcome`. */
+  /**
+   * After a `welcome`: every unacknowledged egress event again, in order: those queued while
+   * disconnected and those the last connection may have lost in flight. The server records
+   * an id once, so one it already had is only acknowledged again.
+   */
   private flushEgress(): void {
     if (this.egressDropped > 0) {
       this.say(
@@ -413,8 +430,10 @@ export class SandboxHostClient {
       );
       this.egressDropped = 0;
     }
-    while (this.egressPending.length > 0 && this.connected && this.ws?.readyState === WebSocket.OPEN)
-      this.send(this.egressPending.shift()!);
+    for (const frame of this.egressUnacked.values()) {
+      if (!this.connected || this.ws?.readyState !== WebSocket.OPEN) return;
+      this.send(frame);
+    }
   }
 
   private async exec(msg: SandboxExecMessage): Promise<SandboxReplyMessage> {

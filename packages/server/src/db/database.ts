@@ -15,6 +15,7 @@ import { sandboxes } from './migrations/0600-sandboxes.js';
 import { approvers } from './migrations/0700-approvers.js';
 import { cluster } from './migrations/0900-cluster.js';
 import { sandboxEgress } from './migrations/1000-sandbox-egress.js';
+import { egressSeen } from './migrations/1100-egress-seen.js';
 import type { Database } from './schema.js';
 import { cachingDatabase, GroupCommitSqliteDialect } from './sqlite-group-commit.js';
 
@@ -40,6 +41,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     '0700-approvers': approvers,
     '0900-cluster': cluster,
     '1000-sandbox-egress': sandboxEgress,
+    '1100-egress-seen': egressSeen,
   };
 }
 

@@ -106,7 +106,10 @@ export class SandboxHostRegistry implements HubExtension {
         return true;
       }
       case 'sandbox_egress':
+        // A failure to record throws before the ack: the hub closes the connection, and the
+        // host sends the event again after it reconnects.
         await this.events.onEgress(runner, msg);
+        if (msg.id !== undefined) this.hub.sendTo(runner.id, { type: 'sandbox_egress_ack', ids: [msg.id] });
         return true;
       case 'sandbox_reply': {
         const p = this.pending.get(msg.request_id);

@@ -768,6 +768,13 @@ export class SandboxService {
    * actor the sandbox's creator (the one who asked for that egress), its data the event.
    * An event about a sandbox this host does not hold for the control plane is dropped.
    */
+  /**
+   * Record one egress event as a `sandbox.egress` audit event of the sandbox's creator. An
+   * event with an id is recorded once per host: the id is stored in the same transaction, so
+   * a copy the host sends again (its acknowledgement was lost) changes nothing. Resolves once
+   * the event is durable (or was already recorded, or is about an unknown sandbox and dropped):
+   * then the host may forget it.
+   */
   async recordEgress(runner: RunnersTable, msg: SandboxEgressMessage): Promise<void> {
     const row = await this.db
       .selectFrom('sandboxes')
@@ -780,7 +787,7 @@ export class SandboxService {
       return;
     }
     const e = msg.event;
-    await this.ctx.audit.record({
+    const input = {
       orgId: row.org_id,
       kind: 'sandbox.egress',
       actor: JSON.parse(row.created_by) as { type: string; id: string; name?: string },
@@ -792,7 +799,22 @@ export class SandboxService {
       status: e.decision === 'allowed' ? (e.reason === 'ok' ? 'success' : 'error') : 'validation_failed',
       durationMs: Math.round(e.duration_ms),
       ...(e.decision === 'refused' ? { reason: e.reason } : {}),
-      data: { sandbox: row.id, host_sandbox: msg.sandbox, ...e },
+      data: { sandbox: row.id, host_sandbox: msg.sandbox, ...(msg.id === undefined ? {} : { event_id: msg.id }), ...e },
+    } as const;
+    const id = msg.id;
+    if (id === undefined) {
+      await this.ctx.audit.record(input);
+      return;
+    }
+    await this.ctx.db.kysely.transaction().execute(async (trx) => {
+      const seen = await trx
+        .withTables<SandboxTables>()
+        .insertInto('egress_seen')
+        .values({ host_id: runner.id, event_id: id, recorded_at: new Date().toISOString() })
+        .onConflict((oc) => oc.columns(['host_id', 'event_id']).doNothing())
+        .executeTakeFirst();
+      if (Number(seen.numInsertedOrUpdatedRows ?? 0n) === 0) return; // recorded before
+      await this.ctx.audit.record(input, trx);
     });
   }
 

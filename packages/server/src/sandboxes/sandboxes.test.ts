@@ -699,5 +699,41 @@ for (const { name, create } of testDatabases()) {
       const verify = await admin('GET', '/api/v1/audit/verify');
       assert.equal(verify.body.ok, true, JSON.stringify(verify.body));
     });
+
+    test('an egress event with an id is acknowledged and recorded once, however often the host sends it', async () => {
+      const eg = hosts.find((h) => h.name === 'egress-1')!;
+      const hostSid = [...eg.live][0]!;
+      const event = (host: string) => ({
+        time: new Date().toISOString(),
+        method: 'CONNECT',
+        host,
+        port: 443,
+        addresses: ['203.0.113.10'],
+        decision: 'allowed' as const,
+        reason: 'ok',
+        intercepted: false,
+        secrets_used: [],
+        bytes_up: 1,
+        bytes_down: 2,
+        duration_ms: 3,
+      });
+      // The same event three times (a host re-sending after its acknowledgement was lost),
+      // and one about a sandbox the control plane does not know (dropped, still acknowledged).
+      for (let i = 0; i < 3; i++)
+        eg.send({ type: 'sandbox_egress', id: 'testboot-7', sandbox: hostSid, event: event('once.example') });
+      eg.send({ type: 'sandbox_egress', id: 'testboot-8', sandbox: 'sb_stranger', event: event('x.example') });
+      const acked = () =>
+        eg.seen
+          .flatMap((m) => (m.type === 'sandbox_egress_ack' ? m.ids : []))
+          .filter((id) => id.startsWith('testboot-'));
+      await until(async () => acked().length >= 4, 'four acknowledgements');
+      assert.deepEqual(acked().sort(), ['testboot-7', 'testboot-7', 'testboot-7', 'testboot-8']);
+      const recorded = (await admin('GET', '/api/v1/audit/events?q=once.example')).body.events as {
+        data: { event_id?: string };
+      }[];
+      assert.equal(recorded.length, 1, 'recorded once');
+      assert.equal(recorded[0]?.data.event_id, 'testboot-7');
+      assert.equal((await admin('GET', '/api/v1/audit/events?q=x.example')).body.events.length, 0);
+    });
   });
 }

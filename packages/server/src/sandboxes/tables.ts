@@ -53,9 +53,17 @@ export type SandboxPoliciesTable = {
   updated_at: string;
 };
 
+/** Egress event ids a host reported and the server recorded (migration 1100). */
+export type EgressSeenTable = {
+  host_id: string;
+  event_id: string;
+  recorded_at: string;
+};
+
 // A type alias (not an interface) so it satisfies Kysely's `Record<string, …>` constraint.
 export type SandboxTables = {
   sandboxes: SandboxesTable;
   sandbox_execs: SandboxExecsTable;
   sandbox_policies: SandboxPoliciesTable;
+  egress_seen: EgressSeenTable;
 };
