@@ -130,7 +130,7 @@ export class SandboxHostClient {
   /** Egress events dropped from a full queue since the last report. */
   egressDropped = 0;
 
-  /** Egress events sent or queued and not yet acknowledged (tests and `doctor` look at it). */
+  /** Egress events sent or queued and not yet acknowledged (tests look at it). */
   get egressUnackedCount(): number {
     return this.egressUnacked.size;
   }
