@@ -43,6 +43,19 @@ function corkForTurn(ws: WebSocket): void {
   setImmediate(() => sock.uncork());
 }
 
+/** What every `run.result` event of a run says, whatever the outcome: the run, reported by its runner. */
+function resultEvent(s: RunnerSession, run: RunsTable) {
+  return {
+    orgId: run.org_id,
+    id: run.id,
+    kind: 'run.result',
+    actor: { type: 'runner', id: s.runner.id, name: s.runner.name },
+    runner: s.runner.id,
+    action: run.action,
+    packHash: run.pack_hash,
+  };
+}
+
 /** Frames about one run; a runner's frames about different runs are handled concurrently. */
 const RUN_FRAMES = new Set(['accepted', 'output', 'result', 'error']);
 
@@ -514,13 +527,7 @@ export class RunnerHub {
       .executeTakeFirst();
     if (Number(res.numUpdatedRows) !== 1) return;
     await this.ctx.audit.record({
-      orgId: run.org_id,
-      id: run.id,
-      kind: 'run.result',
-      actor: { type: 'runner', id: s.runner.id, name: s.runner.name },
-      runner: s.runner.id,
-      action: run.action,
-      packHash: run.pack_hash,
+      ...resultEvent(s, run),
       status: 'error',
       error: { code: RUNNER_REFUSED, message: message.slice(0, 4000) },
       data: { refused_before_accept: run.status !== 'running' },
@@ -682,13 +689,7 @@ export class RunnerHub {
       await mirrorRunnerEvent(this.ctx, s.runner.org_id, s.runner.id, msg.audit_event, trx);
     await this.ctx.audit.record(
       {
-        orgId: run.org_id,
-        id: run.id,
-        kind: 'run.result',
-        actor: { type: 'runner', id: s.runner.id, name: s.runner.name },
-        runner: s.runner.id,
-        action: run.action,
-        packHash: run.pack_hash,
+        ...resultEvent(s, run),
         status: msg.status,
         exitCode: msg.exit_code,
         durationMs: Math.round(msg.duration_ms),
